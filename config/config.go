@@ -3,6 +3,7 @@
 package config
 
 import (
+	"os"
 	"time"
 )
 
@@ -22,6 +23,10 @@ type Config struct {
 	API      API      `yaml:"api"`
 	Log      Log      `yaml:"log"`
 	Shutdown Shutdown `yaml:"shutdown"`
+	// Node names this process among several sharing one database; it must be
+	// stable across restarts (its spool and registrations are its own).
+	// Default: the host name.
+	Node string `yaml:"node"`
 	// Dev marks the embedded developer default: a missing Fernet key is
 	// generated under ./var (loudly) and a demo tenant is seeded on first start.
 	Dev bool `yaml:"dev"`
@@ -175,7 +180,12 @@ func (c *Config) Source() string { return c.source }
 // Default returns a configuration that runs on one machine with no server:
 // SQLite and a local recordings folder under ./var.
 func Default() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "blackbox"
+	}
 	return Config{
+		Node: host,
 		SIP: SIP{
 			Listen:       []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
 			ExternalHost: "127.0.0.1",

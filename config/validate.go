@@ -75,6 +75,9 @@ func (c *Config) validate() Errors {
 		}
 	}
 
+	if c.Node == "" || strings.ContainsAny(c.Node, " /\\\t\n") {
+		bad("node", "must be a non-empty name without spaces or slashes")
+	}
 	if len(c.SIP.Listen) == 0 {
 		bad("sip.listen", "at least one listener is required")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -160,4 +161,17 @@ func (db *DB) ActiveBindings(ctx context.Context) (int64, error) {
 		return q.QueryRow(ctx, `SELECT COUNT(*) FROM bindings WHERE expires_at > $1`, ms(db.now())).Scan(&n)
 	})
 	return n, err
+}
+
+// HasBindingFrom reports whether a live registration came from ip (any
+// port): a phone that registered may place calls from there.
+func (db *DB) HasBindingFrom(ctx context.Context, ip netip.Addr) (bool, error) {
+	prefix := netip.AddrPortFrom(ip.Unmap(), 0).String()
+	prefix = prefix[:len(prefix)-1] // "1.2.3.4:" or "[::1]:"
+	var n int64
+	err := db.sysRead(ctx, func(q querier) error {
+		return q.QueryRow(ctx, `SELECT COUNT(*) FROM bindings WHERE expires_at > $1 AND substr(source, 1, $2) = $3`,
+			ms(db.now()), len(prefix), prefix).Scan(&n)
+	})
+	return n > 0, err
 }

@@ -84,3 +84,14 @@ func (s *Scope) Number(ctx context.Context, number string) (Number, error) {
 	}
 	return n, nil
 }
+
+// NumberExists reports whether any tenant owns the DID. Unscoped: the SIP
+// layer uses it only to refuse an unauthenticated INVITE to a DID from an
+// address that is no trunk's (403) instead of challenging it.
+func (db *DB) NumberExists(ctx context.Context, number string) (bool, error) {
+	var n int64
+	err := db.sysRead(ctx, func(q querier) error {
+		return q.QueryRow(ctx, `SELECT COUNT(*) FROM numbers WHERE number = $1`, number).Scan(&n)
+	})
+	return n > 0, err
+}

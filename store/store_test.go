@@ -167,15 +167,23 @@ func TestTrunksSealAndInboundRoute(t *testing.T) {
 	}
 
 	src := netip.MustParseAddr("192.0.2.44")
-	p, n, err := db2.InboundRoute(ctx, src, "+14155550199")
-	if err != nil || p.TenantID() != b.TenantID() || n.Username != "gina" || p.Kind() != store.KindTrunk {
-		t.Fatalf("shared carrier routes by DID: %v %+v %v", p.TenantID(), n, err)
+	ps, err := db2.TrunksFrom(ctx, src)
+	if err != nil || len(ps) != 2 || ps[0].Kind() != store.KindTrunk {
+		t.Fatalf("shared carrier matches both tenants' trunks: %v %v", ps, err)
 	}
-	if _, _, err := db2.InboundRoute(ctx, netip.MustParseAddr("198.51.100.1"), "+14155550199"); !errors.Is(err, store.ErrUnknownSource) {
+	var found []string
+	for _, p := range ps {
+		if n, err := db2.In(p).Number(ctx, "+14155550199"); err == nil {
+			found = append(found, n.Username)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	if len(found) != 1 || found[0] != "gina" {
+		t.Fatalf("DID must resolve in exactly one tenant's scope: %v", found)
+	}
+	if _, err := db2.TrunksFrom(ctx, netip.MustParseAddr("198.51.100.1")); !errors.Is(err, store.ErrUnknownSource) {
 		t.Fatalf("unknown source: %v", err)
-	}
-	if _, _, err := db2.InboundRoute(ctx, src, "+14155550000"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("unknown number: %v", err)
 	}
 }
 

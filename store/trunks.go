@@ -188,51 +188,33 @@ func (s *Scope) Trunk(ctx context.Context, id string) (Trunk, error) {
 	return s.db.openTrunk(st)
 }
 
-// InboundRoute authenticates a carrier by source address and finds the DID it
-// called. The tenant comes from the trunk whose inbound-from list holds src
-// and which belongs to the DID's tenant (several tenants may share a carrier).
-// Errors: ErrUnknownSource (answer 403), ErrNotFound for the number (404).
-func (db *DB) InboundRoute(ctx context.Context, src netip.Addr, did string) (Principal, Number, error) {
+// TrunksFrom authenticates a carrier by source address: the principals of
+// every trunk whose inbound-from list holds src (several tenants may share a
+// carrier). This unscoped read is how a trunk principal comes to exist; the
+// dialled DID is then looked up inside each principal's scope.
+// ErrUnknownSource when no trunk matches (answer 403).
+func (db *DB) TrunksFrom(ctx context.Context, src netip.Addr) ([]Principal, error) {
 	var trunks []sealedTrunk
-	var num Number
-	numErr := error(nil)
 	err := db.sysRead(ctx, func(q querier) error {
 		var err error
-		trunks, err = collect(ctx, q, scanTrunk, `SELECT `+trunkCols+` FROM trunks WHERE inbound_from <> '' ORDER BY created_at`)
-		if err != nil {
-			return err
-		}
-		num, numErr = scanNumber(q.QueryRow(ctx, numberSelect+` WHERE n.number = $1`, did))
-		if errors.Is(numErr, ErrNotFound) {
-			return nil
-		}
-		return numErr
+		trunks, err = collect(ctx, q, scanTrunk, `SELECT `+trunkCols+` FROM trunks WHERE inbound_from <> '' ORDER BY created_at, id`)
+		return err
 	})
 	if err != nil {
-		return Principal{}, Number{}, fmt.Errorf("inbound route: %w", err)
+		return nil, fmt.Errorf("trunks from %s: %w", src, err)
 	}
 	src = src.Unmap()
-	var matched []sealedTrunk
+	var out []Principal
 	for _, t := range trunks {
 		for _, p := range t.InboundFrom {
 			if p.Contains(src) {
-				matched = append(matched, t)
+				out = append(out, Principal{tenantID: t.TenantID, kind: KindTrunk, trunkID: t.ID})
 				break
 			}
 		}
 	}
-	if len(matched) == 0 {
-		return Principal{}, Number{}, fmt.Errorf("inbound from %s: %w", src, ErrUnknownSource)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("inbound from %s: %w", src, ErrUnknownSource)
 	}
-	if numErr != nil {
-		return Principal{}, Number{}, fmt.Errorf("number %s: %w", did, ErrNotFound)
-	}
-	for _, t := range matched {
-		if t.TenantID == num.TenantID {
-			return Principal{tenantID: t.TenantID, kind: KindTrunk, trunkID: t.ID}, num, nil
-		}
-	}
-	// The number exists but not for any tenant this carrier serves: same
-	// answer as an unknown number, so no tenant's numbers leak.
-	return Principal{}, Number{}, fmt.Errorf("number %s: %w", did, ErrNotFound)
+	return out, nil
 }

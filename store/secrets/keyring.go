@@ -4,6 +4,8 @@
 package secrets
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -155,6 +157,18 @@ func (k *Keyring) Reseal(token string) (string, bool, error) {
 	}
 	out, err := k.Seal(plain)
 	return out, true, err
+}
+
+// Derive returns a 32-byte key for purpose, derived from the newest Fernet
+// key, so every node sharing the keyring shares derived keys too (digest
+// nonces, signed links) without another secret to distribute.
+func (k *Keyring) Derive(purpose string) ([]byte, error) {
+	if k == nil || len(k.keys) == 0 {
+		return nil, ErrNoKey
+	}
+	m := hmac.New(sha256.New, k.keys[0][:])
+	m.Write([]byte("blackbox/derive/v1/" + purpose))
+	return m.Sum(nil), nil
 }
 
 // noTTL: tokens never expire by age; a trunk password sealed years ago is
