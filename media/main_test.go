@@ -27,11 +27,12 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 // newTestEngine starts an engine on loopback with `pairs` port pairs in a
-// random part of the port space, so parallel test binaries rarely collide
-// (and when they do, bind failure moves on to the next pair).
+// random part of the port space below the kernel's ephemeral range (where
+// the test phones live), so parallel test binaries rarely collide; when
+// they do, bind failure moves on to the next pair.
 func newTestEngine(t testing.TB, pairs int, mod func(*Options)) *Engine {
 	t.Helper()
-	base := 20000 + 2*rand.IntN(15000)
+	base := 20000 + 2*rand.IntN(6000-pairs)
 	opts := Options{
 		BindAddr:     loopback,
 		ExternalAddr: loopback,

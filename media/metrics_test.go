@@ -46,14 +46,14 @@ func TestMetrics(t *testing.T) {
 
 	m := gather(t, reg)
 	want := map[string]float64{
-		"blackbox_rtp_packets_total{direction=in}":                 6,
-		"blackbox_rtp_packets_total{direction=out}":                5,
-		"blackbox_rtp_bytes_total{direction=out}":                  5 * 172,
-		"blackbox_rtp_packets_dropped_total{reason=malformed}":     1,
-		"blackbox_rtp_packets_dropped_total{reason=bridge_off}":    0,
+		"blackbox_rtp_packets_total{direction=in}":                    6,
+		"blackbox_rtp_packets_total{direction=out}":                   5,
+		"blackbox_rtp_bytes_total{direction=out}":                     5 * 172,
+		"blackbox_rtp_packets_dropped_total{reason=malformed}":        1,
+		"blackbox_rtp_packets_dropped_total{reason=bridge_off}":       0,
 		"blackbox_rtp_packets_dropped_total{reason=unlatched_source}": 0,
-		"blackbox_rtp_ports_in_use":                                4,
-		"blackbox_media_sessions":                                  1,
+		"blackbox_rtp_ports_in_use":                                   4,
+		"blackbox_media_sessions":                                     1,
 	}
 	for k, v := range want {
 		if got, ok := m[k]; !ok || got != v {

@@ -134,10 +134,10 @@ func TestMalformedDropped(t *testing.T) {
 	to := local(c.s, LegA, sockRTP)
 	good := rtpPacket(t, 0, 1, 0, 1, false, make([]byte, 160))
 	bad := [][]byte{
-		{0x80, 0, 0},                   // short
+		{0x80, 0, 0},                      // short
 		append([]byte{0x40}, good[1:]...), // version 1
 		{0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, // STUN
-		append([]byte{0x8f}, good[1:13]...), // 15 CSRCs claimed, none there
+		append([]byte{0x8f}, good[1:13]...),                                                  // 15 CSRCs claimed, none there
 	}
 	for _, b := range bad {
 		c.a.send(sockRTP, to, b)
