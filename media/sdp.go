@@ -45,14 +45,10 @@ type pendingOffer struct {
 // on from.Other(). Errors wrap ErrBadSDP or ErrNoCodec; on error nothing
 // changes.
 func (s *Session) Offer(from Leg, body []byte) ([]byte, error) {
-	if !from.valid() {
-		return nil, fmt.Errorf("offer on %v: invalid leg", from)
+	if err := s.begin("offer", from); err != nil {
+		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
 	d, err := parseSDP(body)
 	if err != nil {
 		return nil, fmt.Errorf("offer from leg %v: %w", from, err)
@@ -91,14 +87,10 @@ func (s *Session) Offer(from Leg, body []byte) ([]byte, error) {
 // of that leg's offer, declined ones with port 0, and the codec leg `from`
 // chose. It returns nil, nil when the offer was Blackbox's own (LocalOffer).
 func (s *Session) Answer(from Leg, body []byte) ([]byte, error) {
-	if !from.valid() {
-		return nil, fmt.Errorf("answer on %v: invalid leg", from)
+	if err := s.begin("answer", from); err != nil {
+		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
 	o := s.offer
 	if o == nil || o.to != from {
 		return nil, fmt.Errorf("answer from leg %v: %w", from, badSDP("no offer was sent to this leg"))
@@ -188,14 +180,10 @@ func readAnswer(d *sdp.SessionDescription, o *pendingOffer) (mediaInfo, []format
 // transcodes; otherwise PCMU, PCMA and telephone-event. The leg's answer is
 // then given to Answer, which returns nil, nil.
 func (s *Session) LocalOffer(leg Leg) ([]byte, error) {
-	if !leg.valid() {
-		return nil, fmt.Errorf("local offer on %v: invalid leg", leg)
+	if err := s.begin("local offer", leg); err != nil {
+		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
 	keep := []format{{pt: 0, kind: kindPCMU}, {pt: 8, kind: kindPCMA}, {pt: 101, kind: kindTelephoneEvent}}
 	if o := &s.neg[leg.Other()]; o.codec.kind.audio() {
 		keep = []format{o.codec}
@@ -218,6 +206,20 @@ func (s *Session) checkReach(info mediaInfo) error {
 		if !s.e.canReach(a) {
 			return badSDP("media address %s is not reachable from %s", a, s.e.opts.BindAddr)
 		}
+	}
+	return nil
+}
+
+// begin checks leg and takes s.mu for an SDP operation; on success the
+// caller must unlock.
+func (s *Session) begin(what string, leg Leg) error {
+	if !leg.valid() {
+		return fmt.Errorf("%s on %v: invalid leg", what, leg)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
 	}
 	return nil
 }

@@ -11,9 +11,10 @@ import (
 )
 
 // Tap observes audio without the relay knowing what it is. It is called on
-// the relay goroutine of the leg (and on the goroutine running Play): it must
-// not block and must not call Session.Close. hdr and payload are valid only
-// during the call; copy what you keep.
+// the relay goroutine of each leg and on the goroutine running Play, so
+// calls for different sources can be concurrent. It must not block and must
+// not call Session.Close. hdr and payload are valid only during the call;
+// copy what you keep.
 //
 // The Tap sees every valid RTP packet accepted from a leg (latched source),
 // whether or not it is forwarded (bridge off, other leg on hold), and every

@@ -47,6 +47,19 @@ func (r *timeoutRec) on(leg Leg) {
 	r.fired <- struct{}{}
 }
 
+// wait returns the first leg reported and when, failing after 5 s.
+func (r *timeoutRec) wait(t *testing.T, what string) (Leg, time.Time) {
+	t.Helper()
+	select {
+	case <-r.fired:
+	case <-time.After(5 * time.Second):
+		t.Fatal(what)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.legs[0], r.at[0]
+}
+
 func (r *timeoutRec) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -62,15 +75,11 @@ func TestTimeoutFiresOnceForSilentLeg(t *testing.T) {
 	stop := feeder(t, c.a, func() int { return c.s.LocalPort(LegA) })
 	defer stop()
 
-	select {
-	case <-rec.fired:
-	case <-time.After(5 * time.Second):
-		t.Fatal("OnTimeout never fired for silent leg B")
+	leg, at := rec.wait(t, "OnTimeout never fired for silent leg B")
+	if leg != LegB {
+		t.Fatalf("OnTimeout(%v), want B (A kept sending)", leg)
 	}
-	if rec.legs[0] != LegB {
-		t.Fatalf("OnTimeout(%v), want B (A kept sending)", rec.legs[0])
-	}
-	if waited := rec.at[0].Sub(start); waited < timeout {
+	if waited := at.Sub(start); waited < timeout {
 		t.Errorf("fired after %v, before the %v timeout", waited, timeout)
 	}
 	time.Sleep(2 * timeout)
@@ -118,15 +127,11 @@ func TestHoldExemptsFromTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumed := time.Now()
-	select {
-	case <-rec.fired:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no timeout after resume although B stayed silent")
+	leg, at := rec.wait(t, "no timeout after resume although B stayed silent")
+	if leg != LegB {
+		t.Errorf("OnTimeout(%v), want B", leg)
 	}
-	if rec.legs[0] != LegB {
-		t.Errorf("OnTimeout(%v), want B", rec.legs[0])
-	}
-	if d := rec.at[0].Sub(resumed); d < timeout-checkPeriod(timeout) {
+	if d := at.Sub(resumed); d < timeout-checkPeriod(timeout) {
 		t.Errorf("fired %v after resume: silence during hold was counted", d)
 	}
 }
