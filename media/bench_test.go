@@ -192,6 +192,7 @@ func BenchmarkProcessContended(b *testing.B) {
 func BenchmarkRelayPaced(b *testing.B) {
 	for _, calls := range []int{50, 200} {
 		b.Run(strconv.Itoa(calls)+"calls", func(b *testing.B) {
+			b.StopTimer()
 			e := newTestEngine(b, 2*calls+8, nil)
 			var from, to []*phone
 			var viaRelay, direct []netip.AddrPort
@@ -202,12 +203,11 @@ func BenchmarkRelayPaced(b *testing.B) {
 				viaRelay = append(viaRelay, local(c.s, LegA, sockRTP), local(c.s, LegB, sockRTP))
 				direct = append(direct, c.b.addr(sockRTP), c.a.addr(sockRTP))
 			}
-			b.StopTimer()
-			baseCPU, baseLost := pacedRun(b, from, to, direct, b.N)
-			b.StartTimer()
-			relayCPU, relayLost := pacedRun(b, from, to, viaRelay, b.N)
-			b.StopTimer()
+			pacedRun(b, from, to, viaRelay, 1, false) // latch every source first
+			baseCPU, baseLost, _ := pacedRun(b, from, to, direct, b.N, false)
+			relayCPU, relayLost, allocs := pacedRun(b, from, to, viaRelay, b.N, true)
 			packets := float64(b.N * len(from))
+			b.ReportMetric(float64(allocs)/packets, "allocs/packet")
 			b.ReportMetric(float64((relayCPU-baseCPU).Nanoseconds())/packets, "relay-cpu-ns/packet")
 			b.ReportMetric(float64(relayCPU.Nanoseconds())/packets, "total-cpu-ns/packet")
 			b.ReportMetric(float64(relayLost), "lost")
@@ -220,8 +220,9 @@ func BenchmarkRelayPaced(b *testing.B) {
 
 // pacedRun sends ticks rounds of one packet from every from[i] to dst[i],
 // 20 ms apart, while to[i] reads them; it returns the process CPU used and
-// the packets that never arrived.
-func pacedRun(b *testing.B, from, to []*phone, dst []netip.AddrPort, ticks int) (time.Duration, int64) {
+// allocations made while sending, and the packets that never arrived. Only
+// the sending rounds run with the benchmark timer on, if timed.
+func pacedRun(b *testing.B, from, to []*phone, dst []netip.AddrPort, ticks int, timed bool) (time.Duration, int64, uint64) {
 	var got atomic.Int64
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -245,16 +246,22 @@ func pacedRun(b *testing.B, from, to []*phone, dst []netip.AddrPort, ticks int) 
 		}()
 	}
 	pkt := rtpPacket(b, 0, 1, 0, 1, false, make([]byte, 160))
-	cpu0 := cpuTime()
 	tick := time.NewTicker(frameDur)
+	if timed {
+		b.StartTimer()
+	}
+	cpu0, m0 := cpuTime(), mallocs()
 	for range ticks {
 		for i, p := range from {
 			_, _ = p.conn[sockRTP].WriteToUDPAddrPort(pkt, dst[i])
 		}
 		<-tick.C
 	}
+	cpu, allocs := cpuTime()-cpu0, mallocs()-m0
+	if timed {
+		b.StopTimer()
+	}
 	tick.Stop()
-	cpu := cpuTime() - cpu0
 	want := int64(ticks * len(from))
 	deadline := time.Now().Add(time.Second)
 	for got.Load() < want && time.Now().Before(deadline) {
@@ -265,5 +272,5 @@ func pacedRun(b *testing.B, from, to []*phone, dst []netip.AddrPort, ticks int) 
 		_ = p.conn[sockRTP].SetReadDeadline(time.Now())
 	}
 	wg.Wait()
-	return cpu, want - got.Load()
+	return cpu, want - got.Load(), allocs
 }

@@ -222,3 +222,29 @@ func TestCloseReleasesPort(t *testing.T) {
 		t.Errorf("Offer after Close: %v, want ErrClosed", err)
 	}
 }
+
+func TestProcessDoesNotAllocate(t *testing.T) {
+	e := newTestEngine(t, 4, nil)
+	c := newCall(t, e, SessionOptions{Tap: &nopTap{}, OnDTMF: func(Leg, rune) {}}, "0 101", "0 101")
+	src := c.a.addr(sockRTP)
+	audio := rtpPacket(t, 0, 1, 0, 1, false, make([]byte, 160))
+	event := rtpPacket(t, 101, 2, 160, 1, false, eventPayload(4, false, 160))
+	rtcp := rtcpRR(1)
+	now := time.Now()
+	// First packets latch (one allocation each) and start the DTMF event.
+	c.s.process(LegA, sockRTP, audio, src, now)
+	c.s.process(LegA, sockRTCP, rtcp, c.a.addr(sockRTCP), now)
+	c.s.process(LegA, sockRTP, event, src, now)
+	for name, f := range map[string]func(){
+		"audio":     func() { c.s.process(LegA, sockRTP, audio, src, now) },
+		"dtmf":      func() { c.s.process(LegA, sockRTP, event, src, now) },
+		"rtcp":      func() { c.s.process(LegA, sockRTCP, rtcp, c.a.addr(sockRTCP), now) },
+		"spoofed":   func() { c.s.process(LegA, sockRTP, audio, c.b.addr(sockRTP), now) },
+		"junk":      func() { c.s.process(LegA, sockRTP, audio[:5], src, now) },
+		"bridgeoff": func() { c.s.SetBridge(false); c.s.process(LegA, sockRTP, audio, src, now); c.s.SetBridge(true) },
+	} {
+		if n := testing.AllocsPerRun(200, f); n != 0 {
+			t.Errorf("%s: %v allocations per packet", name, n)
+		}
+	}
+}

@@ -17,6 +17,8 @@ type legNeg struct {
 	audioIdx int     // which of them is the anchored audio
 
 	known    bool              // the leg has sent SDP, so its remote is known
+	told     bool              // Blackbox has sent SDP to the leg, so it can send
+	armed    bool              // known && told: the RTP timeout applies
 	lastAddr [2]netip.AddrPort // RTP, RTCP from its last SDP that was not a hold
 	their    mediaInfo         // from the leg's last SDP
 	ourDir   direction         // in the last SDP sent to the leg
@@ -249,9 +251,6 @@ func (s *Session) now() int64 { return int64(time.Since(s.epoch)) }
 // hold with c=0.0.0.0 and the resume to the same address do not.
 func (s *Session) setTheir(x Leg, info mediaInfo, now int64) {
 	n := &s.neg[x]
-	if !n.known {
-		n.armedAt = now
-	}
 	if !info.hold() {
 		addr := [2]netip.AddrPort{sockRTP: info.rtp(), sockRTCP: info.rtcp()}
 		for k := range addr {
@@ -268,6 +267,7 @@ func (s *Session) setTheir(x Leg, info mediaInfo, now int64) {
 // setOurs records what Blackbox last told leg x.
 func (s *Session) setOurs(x Leg, dir direction, hold bool, sent []format, now int64) {
 	n := &s.neg[x]
+	n.told = true
 	n.ourDir, n.ourHold = dir, hold
 	n.sentDTMF = ptSet{}
 	for _, f := range sent {
@@ -296,6 +296,12 @@ func (s *Session) publish(x Leg, now int64) {
 	}
 	s.legs[x].remote.Store(r)
 
+	// A leg cannot send before it has Blackbox's address, so the timeout
+	// starts once SDP went both ways on the leg; a caller ringing a slow
+	// callee is not timed out for silence it could not help.
+	if armed := n.known && n.told; armed && !n.armed {
+		n.armed, n.armedAt = true, now
+	}
 	// The leg sends nothing when its own SDP says recvonly/inactive, when
 	// Blackbox told it sendonly/inactive, or when either side used the old
 	// c=0.0.0.0 hold.

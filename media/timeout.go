@@ -58,16 +58,16 @@ func checkPeriod(timeout time.Duration) time.Duration {
 }
 
 // silentLeg finds a leg that has sent nothing for the timeout. A leg counts
-// only once its SDP is known, and not while it is on hold; silence is
-// counted from the later of its last packet and the moment it became
-// eligible.
+// only once SDP went both ways on it (see publish), and not while it is on
+// hold; silence is counted from the later of its last packet and the
+// moment it became eligible.
 func (s *Session) silentLeg() (Leg, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	for x := LegA; x <= LegB; x++ {
 		n := &s.neg[x]
-		if !n.known || n.exempt {
+		if !n.armed || n.exempt {
 			continue
 		}
 		last := max(s.legs[x].lastRecv.Load(), n.armedAt)

@@ -88,14 +88,38 @@ func TestTimeoutFiresOnceForSilentLeg(t *testing.T) {
 	}
 }
 
-func TestTimeoutNotArmedBeforeSDP(t *testing.T) {
+func TestTimeoutNotArmedBeforeSDPBothWays(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 	e := newTestEngine(t, 4, func(o *Options) { o.RTPTimeout = timeout })
 	rec := newTimeoutRec()
-	newTestSession(t, e, SessionOptions{OnTimeout: rec.on})
-	time.Sleep(4 * timeout)
+	s := newTestSession(t, e, SessionOptions{OnTimeout: rec.on})
+	time.Sleep(3 * timeout)
 	if rec.count() != 0 {
 		t.Fatal("timeout fired for legs whose SDP was never seen")
+	}
+	// A's offer is known, but A has no answer, so no address to send to yet
+	// (the callee is ringing); B was offered but has not answered.
+	a, b := newPhone(t), newPhone(t)
+	if _, err := s.Offer(LegA, a.sdp("0")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * timeout)
+	if rec.count() != 0 {
+		t.Fatalf("timeout fired for leg %v before SDP went both ways", rec.legs[0])
+	}
+	// Once B answers, both legs are armed; B talks, A stays silent.
+	if _, err := s.Answer(LegB, b.sdp("0")); err != nil {
+		t.Fatal(err)
+	}
+	answered := time.Now()
+	stop := feeder(t, b, func() int { return s.LocalPort(LegB) })
+	defer stop()
+	leg, at := rec.wait(t, "no timeout for silent A after the answer")
+	if leg != LegA {
+		t.Errorf("OnTimeout(%v), want A", leg)
+	}
+	if d := at.Sub(answered); d < timeout-checkPeriod(timeout) {
+		t.Errorf("fired %v after the answer: ringing time was counted", d)
 	}
 }
 
@@ -177,9 +201,12 @@ func TestCloseFromCallback(t *testing.T) {
 		defer mu.Unlock()
 		closed <- s.Close()
 	}})
-	a := newPhone(t)
+	a, b := newPhone(t), newPhone(t)
 	mu.Lock()
 	if _, err := s.Offer(LegA, a.sdp("0")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Answer(LegB, b.sdp("0")); err != nil {
 		t.Fatal(err)
 	}
 	mu.Unlock()
