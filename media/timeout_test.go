@@ -60,6 +60,19 @@ func (r *timeoutRec) wait(t *testing.T, what string) (Leg, time.Time) {
 	return r.legs[0], r.at[0]
 }
 
+// expect waits for the first timeout and checks its leg and that it came no
+// earlier than the timeout after since (less one check period of slack).
+func (r *timeoutRec) expect(t *testing.T, want Leg, since time.Time, timeout time.Duration, what string) {
+	t.Helper()
+	leg, at := r.wait(t, what)
+	if leg != want {
+		t.Errorf("OnTimeout(%v), want %v", leg, want)
+	}
+	if d := at.Sub(since); d < timeout-checkPeriod(timeout) {
+		t.Errorf("fired %v after the reference point, before the %v timeout", d, timeout)
+	}
+}
+
 func (r *timeoutRec) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -75,13 +88,7 @@ func TestTimeoutFiresOnceForSilentLeg(t *testing.T) {
 	stop := feeder(t, c.a, func() int { return c.s.LocalPort(LegA) })
 	defer stop()
 
-	leg, at := rec.wait(t, "OnTimeout never fired for silent leg B")
-	if leg != LegB {
-		t.Fatalf("OnTimeout(%v), want B (A kept sending)", leg)
-	}
-	if waited := at.Sub(start); waited < timeout {
-		t.Errorf("fired after %v, before the %v timeout", waited, timeout)
-	}
+	rec.expect(t, LegB, start, timeout, "OnTimeout never fired for silent leg B")
 	time.Sleep(2 * timeout)
 	if n := rec.count(); n != 1 {
 		t.Errorf("OnTimeout fired %d times, want once per session", n)
@@ -114,13 +121,7 @@ func TestTimeoutNotArmedBeforeSDPBothWays(t *testing.T) {
 	answered := time.Now()
 	stop := feeder(t, b, func() int { return s.LocalPort(LegB) })
 	defer stop()
-	leg, at := rec.wait(t, "no timeout for silent A after the answer")
-	if leg != LegA {
-		t.Errorf("OnTimeout(%v), want A", leg)
-	}
-	if d := at.Sub(answered); d < timeout-checkPeriod(timeout) {
-		t.Errorf("fired %v after the answer: ringing time was counted", d)
-	}
+	rec.expect(t, LegA, answered, timeout, "no timeout for silent A after the answer (ringing must not count)")
 }
 
 func TestHoldExemptsFromTimeout(t *testing.T) {
@@ -151,13 +152,7 @@ func TestHoldExemptsFromTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumed := time.Now()
-	leg, at := rec.wait(t, "no timeout after resume although B stayed silent")
-	if leg != LegB {
-		t.Errorf("OnTimeout(%v), want B", leg)
-	}
-	if d := at.Sub(resumed); d < timeout-checkPeriod(timeout) {
-		t.Errorf("fired %v after resume: silence during hold was counted", d)
-	}
+	rec.expect(t, LegB, resumed, timeout, "no timeout after resume although B stayed silent (hold must not count)")
 }
 
 func TestRTCPCountsAsLiveness(t *testing.T) {
