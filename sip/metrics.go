@@ -1,0 +1,75 @@
+package sip
+
+import (
+	"strconv"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the signalling counters. Labels are bounded: methods are
+// folded to the ones Blackbox knows, never a call id, number or address.
+type metrics struct {
+	requests      *prometheus.CounterVec
+	responses     *prometheus.CounterVec
+	callsActive   *prometheus.GaugeVec
+	callsTotal    *prometheus.CounterVec
+	authFailures  prometheus.Counter
+	registrations prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blackbox_sip_requests_total",
+			Help: "SIP requests received, by method (unknown methods count as OTHER).",
+		}, []string{"method"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blackbox_sip_responses_total",
+			Help: "SIP responses sent by Blackbox, by request method and status class (1xx..6xx).",
+		}, []string{"method", "code_class"}),
+		callsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "blackbox_calls_active",
+			Help: "Calls in progress on this node, by direction.",
+		}, []string{"direction"}),
+		callsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blackbox_calls_total",
+			Help: "Calls ended, by direction and result (answered, busy, no_answer, cancelled, rejected, failed).",
+		}, []string{"direction", "result"}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blackbox_sip_auth_failures_total",
+			Help: "Digest authentications refused (wrong password or unknown user, counted alike).",
+		}),
+		registrations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "blackbox_registrations_active",
+			Help: "Live registrations (bindings) in the store, across tenants.",
+		}),
+	}
+	for _, d := range []string{"inbound", "outbound"} {
+		m.callsActive.WithLabelValues(d)
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.responses, m.callsActive, m.callsTotal, m.authFailures, m.registrations)
+	}
+	return m
+}
+
+var knownMethods = map[sip.RequestMethod]bool{
+	sip.INVITE: true, sip.ACK: true, sip.CANCEL: true, sip.BYE: true, sip.REGISTER: true, sip.OPTIONS: true,
+	sip.UPDATE: true, sip.INFO: true, sip.PRACK: true, sip.SUBSCRIBE: true, sip.NOTIFY: true, sip.REFER: true,
+	sip.MESSAGE: true, sip.PUBLISH: true,
+}
+
+func methodLabel(m sip.RequestMethod) string {
+	if knownMethods[m] {
+		return string(m)
+	}
+	return "OTHER"
+}
+
+func codeClass(code int) string {
+	if code < 100 || code > 699 {
+		return "other"
+	}
+	return strconv.Itoa(code/100) + "xx"
+}

@@ -1,0 +1,195 @@
+package sip_test
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/blackbox-gw/blackbox/media"
+	bbsip "github.com/blackbox-gw/blackbox/sip"
+	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/secrets"
+)
+
+const testRealm = "blackbox-test"
+
+// gateway is a running sip.Server on loopback with a real SQLite store and
+// a real media engine.
+type gateway struct {
+	srv    *bbsip.Server
+	db     *store.DB
+	udp    netip.AddrPort
+	tcp    netip.AddrPort
+	cancel context.CancelFunc
+	reg    *prometheus.Registry
+	media  *media.Engine
+}
+
+type gatewayOptions struct {
+	register bbsip.RegisterOptions
+	nonceTTL time.Duration
+	rtpPorts [2]int
+}
+
+func startGateway(t *testing.T, o gatewayOptions) *gateway {
+	t.Helper()
+	key, _ := secrets.Generate()
+	kr, err := secrets.Parse(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "bb.db"), store.Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.rtpPorts == [2]int{} {
+		o.rtpPorts = [2]int{31000, 31099}
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	reg := prometheus.NewRegistry()
+	eng, err := media.NewEngine(media.Options{BindAddr: netip.MustParseAddr("127.0.0.1"), ExternalAddr: netip.MustParseAddr("127.0.0.1"),
+		PortMin: o.rtpPorts[0], PortMax: o.rtpPorts[1], RTPTimeout: 3 * time.Second, Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonceKey, _ := kr.Derive("nonce")
+	srv, err := bbsip.NewServer(bbsip.Options{
+		Listen:       []bbsip.Listener{{Network: "udp", Addr: "127.0.0.1:0"}, {Network: "tcp", Addr: "127.0.0.1:0"}},
+		ExternalHost: netip.MustParseAddr("127.0.0.1"),
+		Realm:        testRealm,
+		NonceKey:     nonceKey,
+		NonceTTL:     o.nonceTTL,
+		Register:     o.register,
+		TrunkTimeout: 2 * time.Second,
+		RingTimeout:  10 * time.Second,
+		Node:         "test",
+		DB:           db,
+		Media:        eng,
+		Logger:       log,
+		Registerer:   reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		t.Fatal(err)
+	}
+	g := &gateway{srv: srv, db: db, cancel: cancel, reg: reg, media: eng}
+	g.udp, _ = srv.Addr("udp")
+	g.tcp, _ = srv.Addr("tcp")
+	t.Cleanup(func() {
+		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.Drain(dctx)
+		dcancel()
+		cancel()
+		<-done
+		srv.Close()
+		eng.Close()
+		db.Close()
+	})
+	return g
+}
+
+// provision creates a tenant with one rep.
+func (g *gateway) provision(t *testing.T, tenant, user, password string) store.User {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := g.db.CreateTenant(ctx, tenant, "US"); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := g.db.AdminScope(ctx, tenant)
+	u, err := g.db.In(p).CreateUser(ctx, store.NewUser{Username: user, Role: store.RoleRep, Realm: testRealm, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// phone is a sipgo user agent acting as a softphone.
+type phone struct {
+	ua  *sipgo.UserAgent
+	cli *sipgo.Client
+	srv *sipgo.Server
+}
+
+func newPhone(t *testing.T) *phone {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-phone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ua.Close() })
+	return &phone{ua: ua, cli: cli, srv: srv}
+}
+
+// register sends a REGISTER for user to the gateway and, when challenged,
+// answers with the password; it returns the final response.
+func (p *phone) register(t *testing.T, g *gateway, user, password string, contacts []string, expires int, extra ...sip.Header) *sip.Response {
+	t.Helper()
+	req := registerRequest(g, user, contacts, expires, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := p.cli.Do(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 401 || password == "" {
+		return res
+	}
+	res, err = p.cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func registerRequest(g *gateway, user string, contacts []string, expires int, extra ...sip.Header) *sip.Request {
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: g.udp.Addr().String(), Port: int(g.udp.Port())})
+	aor := sip.Uri{Scheme: "sip", User: user, Host: g.udp.Addr().String()}
+	req.AppendHeader(&sip.ToHeader{Address: aor})
+	from := &sip.FromHeader{Address: aor, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(from)
+	callID := sip.CallIDHeader(sip.GenerateTagN(16))
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.REGISTER})
+	for _, c := range contacts {
+		req.AppendHeader(sip.NewHeader("Contact", c))
+	}
+	if expires >= 0 {
+		req.AppendHeader(sip.NewHeader("Expires", itoa(expires)))
+	}
+	for _, h := range extra {
+		req.AppendHeader(h)
+	}
+	req.SetTransport("UDP")
+	return req
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
