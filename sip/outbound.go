@@ -1,0 +1,310 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/blackbox-gw/blackbox/media"
+	"github.com/blackbox-gw/blackbox/policy"
+	"github.com/blackbox-gw/blackbox/store"
+)
+
+// outbound places a rep's call to the tenant's trunk. Tenant and user come
+// from the digest credential alone; From, To and every other header of the
+// rep's INVITE are only read as requests, never trusted.
+func (s *Server) outbound(req *sip.Request, tx sip.ServerTransaction, acct store.SIPAccount) {
+	ctx := s.ctxOrBackground()
+	p := acct.Principal
+	scope := s.opts.DB.In(p)
+	fail := func(code int, reason string, hs ...sip.Header) { s.respond(tx, req, code, reason, hs...) }
+
+	tenant, err := scope.Tenant(ctx)
+	if err != nil {
+		s.log.Error("outbound: tenant", "error", err)
+		fail(sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
+		return
+	}
+	user, err := scope.UserByID(ctx, p.UserID())
+	if err != nil {
+		s.log.Error("outbound: user", "error", err)
+		fail(sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
+		return
+	}
+	dest, err := policy.ParseDestination(req.Recipient.User, tenant.DefaultCountry)
+	if err != nil {
+		fail(sip.StatusAddressIncomplete, "Address Incomplete", warning(err.Error()))
+		return
+	}
+	numbers, err := scope.NumbersOf(ctx, user.ID)
+	if err != nil {
+		s.log.Error("outbound: numbers", "error", err)
+		fail(sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
+		return
+	}
+	presented := presentedIdentity(req, tenant.DefaultCountry)
+	callerID, replaced, ok := chooseCallerID(presented, user.CallerID, numbers)
+	if !ok {
+		s.deny(ctx, scope, tx, req, "caller_id_not_allowed", "no caller ID this user may present", dest.E164)
+		return
+	}
+	if replaced {
+		s.log.Info("outbound: presented caller ID replaced", "user", user.Username, "presented", presented, "caller_id", callerID)
+	}
+	trunks, err := scope.Trunks(ctx)
+	if err != nil {
+		s.log.Error("outbound: trunks", "error", err)
+		fail(sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
+		return
+	}
+	if len(trunks) == 0 {
+		fail(sip.StatusServiceUnavailable, "Service Unavailable", warning("no trunk configured for this tenant"))
+		return
+	}
+	s.placeOutbound(req, tx, scope, user, dest, callerID, trunks[0])
+}
+
+// deny refuses a call for a policy reason, with the code in a Warning
+// header and an audit event.
+func (s *Server) deny(ctx context.Context, scope *store.Scope, tx sip.ServerTransaction, req *sip.Request, code, detail, callee string) {
+	if err := scope.Audit(ctx, "call.denied", "number:"+callee, map[string]any{"reason": code, "detail": detail}); err != nil {
+		s.log.Error("audit call.denied", "error", err)
+	}
+	s.respond(tx, req, sip.StatusForbidden, "Forbidden", warning(code+": "+detail))
+}
+
+// presentedIdentity is the number the rep's INVITE asks to present:
+// P-Asserted-Identity, else P-Preferred-Identity, else From.
+func presentedIdentity(req *sip.Request, country string) string {
+	user := ""
+	for _, name := range []string{"P-Asserted-Identity", "P-Preferred-Identity"} {
+		if h := req.GetHeader(name); h != nil {
+			var u sip.Uri
+			v := h.Value()
+			if i, j := indexByte(v, '<'), indexByte(v, '>'); i >= 0 && j > i {
+				v = v[i+1 : j]
+			}
+			if sip.ParseUri(v, &u) == nil && u.User != "" {
+				user = u.User
+				break
+			}
+		}
+	}
+	if user == "" {
+		if f := req.From(); f != nil {
+			user = f.Address.User
+		}
+	}
+	if user == "" {
+		return ""
+	}
+	if d, err := policy.ParseDestination(user, country); err == nil {
+		return d.E164
+	}
+	return user
+}
+
+func indexByte(s string, b byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == b {
+			return i
+		}
+	}
+	return -1
+}
+
+// chooseCallerID returns the caller ID to present: the presented one if the
+// user may present it, else the user's default (or first number). A number
+// the user may not present is never passed through.
+func chooseCallerID(presented, defaultID string, numbers []store.Number) (id string, replaced, ok bool) {
+	allowed := map[string]bool{}
+	for _, n := range numbers {
+		allowed[n.Number] = true
+	}
+	if defaultID != "" {
+		allowed[defaultID] = true
+	}
+	if presented != "" && allowed[presented] {
+		return presented, false, true
+	}
+	switch {
+	case defaultID != "":
+		id = defaultID
+	case len(numbers) > 0:
+		id = numbers[0].Number
+	default:
+		return "", false, false
+	}
+	return id, presented != "", true
+}
+
+// placeOutbound runs an authorised outbound call from INVITE to answer.
+func (s *Server) placeOutbound(req *sip.Request, tx sip.ServerTransaction, scope *store.Scope, user store.User,
+	dest policy.Destination, callerID string, trunk store.Trunk) {
+	ua := s.dialogUAFor(req.Transport())
+	a, err := ua.ReadInvite(req, tx)
+	if err != nil {
+		s.respond(tx, req, sip.StatusBadRequest, "Bad Request")
+		return
+	}
+	rec := store.Call{ID: store.NewCallID(), UserID: user.ID, Direction: store.Outbound, Caller: callerID, Callee: dest.E164,
+		TrunkID: trunk.ID, ACallID: req.CallID().Value(), InviteAt: time.Now(), Node: s.opts.Node}
+	c := s.newCall(scope, rec)
+	c.a = a
+	if !s.admit(c, req, tx) {
+		return
+	}
+	defer s.wg.Done()
+	_ = a.Respond(sip.StatusTrying, "Trying", nil)
+
+	offerB, code := c.openMedia(req.Body())
+	if code != 0 {
+		c.failSetup(code, reasonPhrase(code), endRejected, 0)
+		return
+	}
+	host, portStr, _ := net.SplitHostPort(trunk.Address)
+	port, _ := strconv.Atoi(portStr)
+	recipient := sip.Uri{Scheme: "sip", User: dest.E164, Host: host, Port: port}
+	if trunk.Transport == "tcp" {
+		recipient.UriParams = sip.NewParams()
+		recipient.UriParams.Add("transport", "tcp")
+	}
+	ext := s.opts.ExternalHost.String()
+	from := sip.Uri{Scheme: "sip", User: callerID, Host: ext}
+	inv := s.legRequest(recipient, from, sip.Uri{Scheme: "sip", User: dest.E164, Host: host}, offerB, trunk.Transport, "", maxForwards(req))
+	inv.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+from.String()+">"))
+
+	b, err := s.dialogUAFor(trunk.Transport).WriteInvite(c.setupCtx, inv)
+	if err != nil {
+		c.log.Warn("INVITE to trunk failed", "trunk", trunk.Name, "error", err)
+		c.failSetup(sip.StatusServiceUnavailable, "Service Unavailable", endTrunkUnreachable, 0, retryAfter(30*time.Second))
+		return
+	}
+	c.mu.Lock()
+	c.b = b
+	c.lastSDP[media.LegB] = offerB
+	c.mu.Unlock()
+	c.update(func(r *store.Call) { r.BCallID = inv.CallID().Value() })
+
+	w := c.awaitAnswer(c.setupCtx, b, trunk.Username, trunk.Password, c.relayProvisional)
+	if w.err != nil {
+		code, reason, end, bCode, hs := setupResult(w)
+		c.failSetup(code, reason, end, bCode, hs...)
+		return
+	}
+	c.answered()
+}
+
+// admit registers a new call, or refuses it when the node is full.
+func (s *Server) admit(c *Call, req *sip.Request, tx sip.ServerTransaction) bool {
+	ctx := s.ctxOrBackground()
+	if err := c.scope.InsertCall(ctx, c.rec); err != nil {
+		c.log.Error("insert call record", "error", err)
+		_ = c.a.Respond(sip.StatusServiceUnavailable, "Service Unavailable", nil, retryAfter(5*time.Second))
+		return false
+	}
+	s.wg.Add(1)
+	s.calls.add(c)
+	s.calls.bind(c, c.a.ID)
+	s.metrics.callsActive.WithLabelValues(string(c.rec.Direction)).Inc()
+	c.log.Info("call started", "caller", c.rec.Caller, "callee", c.rec.Callee)
+	return true
+}
+
+// openMedia anchors the call's RTP and turns leg A's offer into leg B's.
+// A non-zero code is the response leg A gets.
+func (c *Call) openMedia(offer []byte) ([]byte, int) {
+	ms, err := c.srv.opts.Media.NewSession(media.SessionOptions{
+		ID:        c.rec.ID,
+		OnTimeout: c.onMediaTimeout,
+	})
+	if err != nil {
+		c.log.Error("media session", "error", err)
+		return nil, sip.StatusServiceUnavailable
+	}
+	c.mu.Lock()
+	c.media = ms
+	c.mu.Unlock()
+	out, err := ms.Offer(media.LegA, offer)
+	if err != nil {
+		c.log.Info("leg a offer refused", "error", err)
+		if errors.Is(err, media.ErrBadSDP) || errors.Is(err, media.ErrNoCodec) {
+			return nil, sip.StatusNotAcceptableHere
+		}
+		return nil, sip.StatusServiceUnavailable
+	}
+	return out, 0
+}
+
+// relayProvisional passes 180/183 from leg B to leg A; early-media SDP goes
+// through the media session so leg A's early audio is anchored too.
+func (c *Call) relayProvisional(res *sip.Response) {
+	c.mu.Lock()
+	first := c.rec.RingingAt.IsZero()
+	c.mu.Unlock()
+	if first {
+		c.update(func(r *store.Call) { r.RingingAt = time.Now() })
+	}
+	if body := res.Body(); len(body) > 0 {
+		ans, err := c.media.Answer(media.LegB, body)
+		if err != nil {
+			c.log.Info("early media SDP refused", "error", err)
+			_ = c.a.Respond(sip.StatusRinging, "Ringing", nil)
+			return
+		}
+		_ = c.a.Respond(sip.StatusSessionInProgress, "Session Progress", ans, sip.NewHeader("Content-Type", "application/sdp"))
+		return
+	}
+	if res.StatusCode == sip.StatusRinging || first {
+		_ = c.a.Respond(sip.StatusRinging, "Ringing", nil)
+	}
+}
+
+// answered completes the call once leg B has sent 2xx.
+func (c *Call) answered() {
+	c.mu.Lock()
+	bs := c.b
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := bs.Ack(ctx); err != nil {
+		c.log.Warn("ACK to leg b", "error", err)
+	}
+	c.srv.calls.bind(c, bs.ID)
+	c.update(func(r *store.Call) { r.AnswerAt, r.BCode = time.Now(), 200 })
+	ans, err := c.media.Answer(media.LegB, bs.InviteResponse.Body())
+	if err != nil {
+		c.log.Warn("leg b answer SDP refused", "error", err)
+		c.mu.Lock()
+		c.established = true
+		c.mu.Unlock()
+		_ = c.a.Respond(sip.StatusNotAcceptableHere, "Not Acceptable Here", nil)
+		c.hangup(endFailed, "system")
+		return
+	}
+	if !c.establish(ans) {
+		return
+	}
+	c.log.Info("call answered")
+}
+
+// onMediaTimeout hangs up a call whose media went silent.
+func (c *Call) onMediaTimeout(leg media.Leg) {
+	c.mu.Lock()
+	up := c.established
+	c.mu.Unlock()
+	if !up {
+		return
+	}
+	c.srv.wg.Add(1)
+	go func() {
+		defer c.srv.wg.Done()
+		c.log.Info("no media from leg", "leg", fmt.Sprint(leg))
+		c.hangup(endRTPTimeout, "system")
+	}()
+}
