@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/blackbox-gw/blackbox/store"
+)
+
+// callJSON is the stable JSON shape of `calls list --json`.
+type callJSON struct {
+	ID        string     `json:"id"`
+	UserID    string     `json:"user_id,omitempty"`
+	Direction string     `json:"direction"`
+	Caller    string     `json:"caller"`
+	Callee    string     `json:"callee"`
+	TrunkID   string     `json:"trunk_id,omitempty"`
+	ACallID   string     `json:"a_call_id"`
+	BCallID   string     `json:"b_call_id,omitempty"`
+	InviteAt  time.Time  `json:"invite_at"`
+	RingingAt *time.Time `json:"ringing_at,omitempty"`
+	AnswerAt  *time.Time `json:"answer_at,omitempty"`
+	EndAt     *time.Time `json:"end_at,omitempty"`
+	EndReason string     `json:"end_reason,omitempty"`
+	ACode     int        `json:"a_code,omitempty"`
+	BCode     int        `json:"b_code,omitempty"`
+	HangupBy  string     `json:"hangup_by,omitempty"`
+	Node      string     `json:"node,omitempty"`
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func runCallsList(ctx context.Context, env *cli, args []string) error {
+	fs := flag.NewFlagSet("calls list", flag.ContinueOnError)
+	var f storeFlags
+	f.register(fs, true)
+	asJSON := fs.Bool("json", false, "print JSON")
+	limit := fs.Int("limit", 100, "how many calls, newest first")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	if err := need(map[string]string{"tenant": f.tenant}); err != nil {
+		return err
+	}
+	_, db, scope, err := adminScope(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	calls, err := scope.Calls(ctx, store.CallFilter{Limit: *limit})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := make([]callJSON, 0, len(calls))
+		for _, c := range calls {
+			out = append(out, callJSON{ID: c.ID, UserID: c.UserID, Direction: string(c.Direction), Caller: c.Caller, Callee: c.Callee,
+				TrunkID: c.TrunkID, ACallID: c.ACallID, BCallID: c.BCallID, InviteAt: c.InviteAt, RingingAt: optTime(c.RingingAt),
+				AnswerAt: optTime(c.AnswerAt), EndAt: optTime(c.EndAt), EndReason: c.EndReason, ACode: c.ACode, BCode: c.BCode,
+				HangupBy: c.HangupBy, Node: c.Node})
+		}
+		return writeJSON(env.stdout, out)
+	}
+	w := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tDIRECTION\tCALLER\tCALLEE\tSTART\tDURATION\tEND\tCODE\tHANGUP BY")
+	for _, c := range calls {
+		dur := "-"
+		if !c.AnswerAt.IsZero() && !c.EndAt.IsZero() {
+			dur = c.EndAt.Sub(c.AnswerAt).Round(time.Second).String()
+		}
+		end := c.EndReason
+		if c.EndAt.IsZero() {
+			end = "(in progress)"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", c.ID, c.Direction, c.Caller, c.Callee,
+			c.InviteAt.Local().Format("2006-01-02 15:04:05"), dur, end, c.ACode, c.HangupBy)
+	}
+	return w.Flush()
+}
+
+func runAuditList(ctx context.Context, env *cli, args []string) error {
+	fs := flag.NewFlagSet("audit list", flag.ContinueOnError)
+	var f storeFlags
+	f.register(fs, true)
+	asJSON := fs.Bool("json", false, "print JSON")
+	action := fs.String("action", "", "only this action")
+	limit := fs.Int("limit", 100, "how many events, newest first")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	if err := need(map[string]string{"tenant": f.tenant}); err != nil {
+		return err
+	}
+	_, db, scope, err := adminScope(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	evs, err := scope.AuditEvents(ctx, store.AuditFilter{Action: *action, Limit: *limit})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		type ev struct {
+			ID      string         `json:"id"`
+			Actor   string         `json:"actor"`
+			Action  string         `json:"action"`
+			Object  string         `json:"object"`
+			Details map[string]any `json:"details"`
+			At      time.Time      `json:"at"`
+		}
+		out := make([]ev, 0, len(evs))
+		for _, e := range evs {
+			out = append(out, ev{e.ID, e.Actor, e.Action, e.Object, e.Details, e.At})
+		}
+		return writeJSON(env.stdout, out)
+	}
+	w := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "AT\tACTOR\tACTION\tOBJECT\tDETAILS")
+	for _, e := range evs {
+		d, _ := json.Marshal(e.Details)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", e.At.Local().Format(time.RFC3339), e.Actor, e.Action, e.Object, d)
+	}
+	return w.Flush()
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

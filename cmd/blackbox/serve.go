@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/blackbox-gw/blackbox/config"
+	"github.com/blackbox-gw/blackbox/media"
+	"github.com/blackbox-gw/blackbox/sip"
+	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/secrets"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func runServe(ctx context.Context, env *cli, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfgPath := fs.String("config", "configs/dev.yaml", "configuration file")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, env.stderr)
+	slog.SetDefault(log)
+
+	kr, src, err := secrets.Load(cfg.Secrets.KeyFile, cfg.Dev)
+	if err != nil {
+		return fmt.Errorf("secrets: %w; serve refuses to start without a Fernet key", err)
+	}
+	if src == secrets.FromGenerated {
+		log.Warn("GENERATED A NEW FERNET KEY for the embedded dev default; secrets in this store are sealed with it. "+
+			"Production: set BLACKBOX_FERNET_KEYS or secrets.key_file (blackbox keygen) and keep the key safe.",
+			"key_file", cfg.Secrets.KeyFile)
+	}
+	db, err := store.Open(ctx, cfg.Store.DSN, store.Options{Keyring: kr})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if cfg.Dev {
+		if err := seedDemo(ctx, cfg, db, env.stdout); err != nil {
+			return fmt.Errorf("seed demo tenant: %w", err)
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(buildInfo())
+
+	external := netip.MustParseAddr(cfg.SIP.ExternalHost)
+	engine, err := media.NewEngine(media.Options{
+		BindAddr:     netip.MustParseAddr(cfg.Media.Bind),
+		ExternalAddr: external,
+		PortMin:      cfg.Media.PortMin,
+		PortMax:      cfg.Media.PortMax,
+		RTPTimeout:   cfg.Media.RTPTimeout,
+		Logger:       log.With("component", "media"),
+		Registerer:   reg,
+	})
+	if err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
+	defer engine.Close()
+
+	nonceKey, err := kr.Derive("sip-digest-nonce")
+	if err != nil {
+		return err
+	}
+	var listeners []sip.Listener
+	for _, l := range cfg.SIP.Listen {
+		la, _ := config.ParseListen(l) // validated by config.Load
+		listeners = append(listeners, sip.Listener{Network: la.Network, Addr: la.Addr})
+	}
+	srv, err := sip.NewServer(sip.Options{
+		Listen:       listeners,
+		ExternalHost: external,
+		Realm:        cfg.SIP.Realm,
+		UserAgent:    cfg.SIP.UserAgent,
+		NonceKey:     nonceKey,
+		NonceTTL:     cfg.SIP.NonceTTL,
+		Register: sip.RegisterOptions{
+			MinExpires: cfg.SIP.Register.MinExpires, MaxExpires: cfg.SIP.Register.MaxExpires,
+			DefaultExpires: cfg.SIP.Register.DefaultExpires, MaxContacts: cfg.SIP.Register.MaxContacts,
+			SweepInterval: cfg.SIP.Register.SweepInterval,
+		},
+		RingTimeout:  cfg.SIP.RingTimeout,
+		TrunkTimeout: cfg.SIP.TrunkTimeout,
+		MaxCalls:     cfg.SIP.MaxCalls,
+		Node:         cfg.Node,
+		DB:           db,
+		Media:        engine,
+		Logger:       log,
+		Registerer:   reg,
+	})
+	if err != nil {
+		return err
+	}
+
+	// SIP keeps serving while calls drain after a signal, so its context is
+	// not the signal context.
+	sipCtx, stopSIP := context.WithCancel(context.Background())
+	defer stopSIP()
+	sipErr := make(chan error, 1)
+	go func() { sipErr <- srv.Serve(sipCtx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-sipErr:
+		return fmt.Errorf("sip: %w", err)
+	}
+
+	httpSrv, httpErr, err := serveHTTP(cfg, reg, db, srv, log)
+	if err != nil {
+		return err
+	}
+	log.Info("blackbox serving", "version", version, "node", cfg.Node, "http", cfg.HTTP.Listen, "store", db.Backend())
+	if cfg.Dev {
+		printDemo(cfg, env.stdout)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-sipErr:
+		log.Error("sip stopped", "error", err)
+	case err := <-httpErr:
+		log.Error("http stopped", "error", err)
+	}
+	log.Info("shutting down: draining calls", "active", srv.ActiveCalls(), "grace", cfg.Shutdown.Grace)
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Grace)
+	srv.Drain(drainCtx)
+	cancel()
+	stopSIP()
+	shutCtx, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	_ = httpSrv.Shutdown(shutCtx)
+	_ = srv.Close()
+	log.Info("stopped")
+	return nil
+}
+
+// serveHTTP starts the operations listener: liveness, readiness, metrics.
+func serveHTTP(cfg *config.Config, reg *prometheus.Registry, db *store.DB, srv *sip.Server, log *slog.Logger) (*http.Server, <-chan error, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := db.Ping(ctx); err != nil {
+			http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if srv.Draining() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if cfg.HTTP.TLSCert != "" {
+			err = hs.ServeTLS(ln, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
+		} else {
+			err = hs.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	return hs, errc, nil
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func buildInfo() prometheus.Collector {
+	goVersion := runtime.Version()
+	rev := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				rev = s.Value
+			}
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "blackbox_build_info",
+		Help:        "Build of the running binary; always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion, "revision": rev},
+	})
+	g.Set(1)
+	return g
+}
