@@ -101,14 +101,15 @@ func (e *Engine) NewSession(opts SessionOptions) (*Session, error) {
 		return nil, ErrClosed
 	}
 	s := &Session{
-		e:       e,
-		opts:    opts,
-		log:     e.log.With("session", opts.ID),
-		epoch:   time.Now(),
-		timeout: e.opts.RTPTimeout,
-		events:  make(chan dtmfEvent, 32),
-		done:    make(chan struct{}),
-		ctlDone: make(chan struct{}),
+		e:           e,
+		opts:        opts,
+		log:         e.log.With("session", opts.ID),
+		epoch:       time.Now(),
+		timeout:     e.opts.RTPTimeout,
+		timeoutHeld: opts.DeferTimeout,
+		events:      make(chan dtmfEvent, 32),
+		done:        make(chan struct{}),
+		ctlDone:     make(chan struct{}),
 	}
 	s.bridge.Store(true)
 	s.SetTap(opts.Tap)

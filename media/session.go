@@ -36,6 +36,10 @@ type SessionOptions struct {
 	OnDTMF func(leg Leg, digit rune)
 	// Tap is optional and may be set later with SetTap.
 	Tap Tap
+	// DeferTimeout keeps the RTP timeout off until ArmTimeout: a call that
+	// rings with early-media SDP but no early media must not time out
+	// before it is answered.
+	DeferTimeout bool
 }
 
 // Callbacks (OnTimeout, OnDTMF) run one at a time on the session's own
@@ -66,7 +70,9 @@ type Session struct {
 	closed bool
 	plays  sync.WaitGroup // Play calls in flight
 	neg    [2]legNeg
-	offer  *pendingOffer
+	// timeoutHeld is set while DeferTimeout holds the timeout off.
+	timeoutHeld bool
+	offer       *pendingOffer
 }
 
 func newSessionID() uint64 { return uint64(rand.Int64N(1<<62)) + 1 }

@@ -57,6 +57,22 @@ func checkPeriod(timeout time.Duration) time.Duration {
 	return min(max(timeout/10, 5*time.Millisecond), time.Second)
 }
 
+// ArmTimeout starts the RTP timeout of a session created with
+// DeferTimeout (typically when the call is answered); silence before it
+// does not count.
+func (s *Session) ArmTimeout() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.timeoutHeld {
+		return
+	}
+	s.timeoutHeld = false
+	now := s.now()
+	for x := LegA; x <= LegB; x++ {
+		s.neg[x].armedAt = max(s.neg[x].armedAt, now)
+	}
+}
+
 // silentLeg finds a leg that has sent nothing for the timeout. A leg counts
 // only once SDP went both ways on it (see publish), and not while it is on
 // hold; silence is counted from the later of its last packet and the
@@ -64,6 +80,9 @@ func checkPeriod(timeout time.Duration) time.Duration {
 func (s *Session) silentLeg() (Leg, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.timeoutHeld {
+		return 0, false
+	}
 	now := s.now()
 	for x := LegA; x <= LegB; x++ {
 		n := &s.neg[x]

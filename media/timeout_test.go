@@ -215,3 +215,17 @@ func TestCloseFromCallback(t *testing.T) {
 	}
 	eventually(t, "ports released", func() bool { return e.PortsInUse() == 0 && e.Sessions() == 0 })
 }
+
+func TestDeferTimeoutUntilArmed(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	e := newTestEngine(t, 4, func(o *Options) { o.RTPTimeout = timeout })
+	rec := newTimeoutRec()
+	c := newCall(t, e, SessionOptions{OnTimeout: rec.on, DeferTimeout: true}, "0", "0")
+	time.Sleep(4 * timeout)
+	if rec.count() != 0 {
+		t.Fatal("timeout fired before ArmTimeout")
+	}
+	armed := time.Now()
+	c.s.ArmTimeout()
+	rec.expect(t, LegA, armed, timeout, "no timeout after ArmTimeout")
+}

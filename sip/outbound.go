@@ -220,8 +220,9 @@ func (s *Server) admit(c *Call, req *sip.Request, tx sip.ServerTransaction) bool
 // A non-zero code is the response leg A gets.
 func (c *Call) openMedia(offer []byte) ([]byte, int) {
 	ms, err := c.srv.opts.Media.NewSession(media.SessionOptions{
-		ID:        c.rec.ID,
-		OnTimeout: c.onMediaTimeout,
+		ID:           c.rec.ID,
+		OnTimeout:    c.onMediaTimeout,
+		DeferTimeout: true, // armed on answer: ringing is not silence
 	})
 	if err != nil {
 		c.log.Error("media session", "error", err)
@@ -290,6 +291,7 @@ func (c *Call) answered() {
 	if !c.establish(ans) {
 		return
 	}
+	c.media.ArmTimeout()
 	c.log.Info("call answered")
 }
 

@@ -193,7 +193,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, l := range s.opts.Listen {
 		switch l.Network {
 		case "udp":
-			conn, err := net.ListenPacket("udp", l.Addr)
+			conn, err := net.ListenPacket(ipNetwork("udp", l.Addr), l.Addr)
 			if err != nil {
 				return fmt.Errorf("listen udp %s: %w", l.Addr, err)
 			}
@@ -207,7 +207,7 @@ func (s *Server) Serve(ctx context.Context) error {
 				return err
 			}
 		case "tcp":
-			ln, err := net.Listen("tcp", l.Addr)
+			ln, err := net.Listen(ipNetwork("tcp", l.Addr), l.Addr)
 			if err != nil {
 				return fmt.Errorf("listen tcp %s: %w", l.Addr, err)
 			}
@@ -266,6 +266,17 @@ func (s *Server) setBound(network string, ap netip.AddrPort, udpLocal string) {
 		host, port, _ := sip.ParseAddr(udpLocal)
 		s.udpLocal = sip.Addr{IP: net.ParseIP(host), Port: port}
 	}
+}
+
+// ipNetwork pins an IPv4 listen address to udp4/tcp4, so the socket's
+// local address reads as the configured one (0.0.0.0, not [::]).
+func ipNetwork(network, addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
+			return network + "4"
+		}
+	}
+	return network
 }
 
 // waitConnection waits until the UDP transport has taken addr into its pool.
