@@ -89,13 +89,6 @@ func (s *Server) strangerToDID(ctx context.Context, req *sip.Request, src netip.
 
 // screenInvite refuses what no call can be built from, before any lookup.
 func (s *Server) screenInvite(req *sip.Request) (int, string, []sip.Header) {
-	if h := req.GetHeader("Require"); h != nil {
-		// Blackbox supports no option tags (no 100rel/PRACK): refuse rather
-		// than half-support reliable provisional responses.
-		if tags := strings.TrimSpace(h.Value()); tags != "" {
-			return sip.StatusBadExtension, "Bad Extension", []sip.Header{sip.NewHeader("Unsupported", tags)}
-		}
-	}
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		return sip.StatusTooManyHops, "Too Many Hops", nil
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,8 +181,40 @@ func (s *Server) counted(h sipgo.RequestHandler) sipgo.RequestHandler {
 				s.respond(tx, req, sip.StatusInternalServerError, "Server Internal Error")
 			}
 		}()
+		if req.Method != sip.ACK {
+			if code, reason, hs := screenRequest(req); code != 0 {
+				res := sip.NewResponseFromRequest(req, code, reason, nil)
+				res.SipVersion = "SIP/2.0"
+				for _, h := range hs {
+					res.AppendHeader(h)
+				}
+				s.writeResponse(tx, req, res)
+				return
+			}
+		}
 		h(req, tx)
 	}
+}
+
+// screenRequest applies the checks every request gets before its handler
+// (RFC 3261 section 8.2): version, URI scheme, CSeq consistency, and option
+// tags Blackbox does not support.
+func screenRequest(req *sip.Request) (int, string, []sip.Header) {
+	if req.SipVersion != "SIP/2.0" {
+		return 505, "Version Not Supported", nil
+	}
+	if sc := strings.ToLower(req.Recipient.Scheme); sc != "sip" && sc != "sips" {
+		return 416, "Unsupported URI Scheme", nil
+	}
+	if cseq := req.CSeq(); cseq == nil || cseq.MethodName != req.Method {
+		return sip.StatusBadRequest, "Bad Request", []sip.Header{warning("CSeq method does not match the request")}
+	}
+	if req.Method != sip.CANCEL {
+		if h := req.GetHeader("Require"); h != nil && strings.TrimSpace(h.Value()) != "" {
+			return sip.StatusBadExtension, "Bad Extension", []sip.Header{sip.NewHeader("Unsupported", strings.TrimSpace(h.Value()))}
+		}
+	}
+	return 0, "", nil
 }
 
 // Serve binds the listeners and serves until ctx is done, then drains:

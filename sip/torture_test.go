@@ -57,6 +57,7 @@ func TestTortureMessages(t *testing.T) {
 		buf := make([]byte, 4096)
 		n, _ := tcp.Read(buf)
 		if n > 0 && !strings.HasPrefix(string(buf[:n]), "SIP/2.0 ") {
+			// Every answer speaks SIP/2.0, even to SIP/7.0 (505).
 			t.Fatalf("%s: answered with garbage %q", filepath.Base(f), buf[:n])
 		}
 		tcp.Close()
@@ -106,6 +107,8 @@ func TestScreening(t *testing.T) {
 		req.SetBody(newRTPPeer(t, "127.0.0.1").sdp())
 		return req
 	}
+	// Blackbox supports no option tags (no 100rel/PRACK): refused, never
+	// half-supported.
 	if res := send(invite(sip.NewHeader("Require", "100rel"))); res.StatusCode != 420 || res.GetHeader("Unsupported") == nil {
 		t.Fatalf("Require: 100rel: %s", res.StartLine())
 	}
