@@ -120,7 +120,7 @@ func (t sqliteTx) QueryRow(ctx context.Context, q string, args ...any) row {
 
 type sqliteRows struct{ *sql.Rows }
 
-func (r sqliteRows) Close()             { _ = r.Rows.Close() }
+func (r sqliteRows) Close()              { _ = r.Rows.Close() }
 func (r sqliteRows) Scan(d ...any) error { return mapSQLiteErr(r.Rows.Scan(d...)) }
 
 type sqliteRow struct{ r *sql.Row }
