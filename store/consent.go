@@ -62,7 +62,9 @@ var (
 
 // PromptVersion builds the version string of a prompt from its label and the
 // hex SHA-256 of its audio.
-func PromptVersion(label, audioSHA256 string) string { return label + ":" + strings.ToLower(audioSHA256) }
+func PromptVersion(label, audioSHA256 string) string {
+	return label + ":" + strings.ToLower(audioSHA256)
+}
 
 func (e ConsentEvent) validate() error {
 	switch {
