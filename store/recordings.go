@@ -269,6 +269,7 @@ type RecordingStoredInfo struct {
 	SizeBytes   int64
 	Duration    time.Duration
 	Truncated   bool
+	EndedAt     time.Time // zero keeps the recorded end
 	StoredAt    time.Time
 }
 
@@ -294,10 +295,11 @@ func (s *Scope) MarkStored(ctx context.Context, id string, info RecordingStoredI
 			return fmt.Errorf("%w: already stored with sha256 %s", ErrConflict, cur.SHA256)
 		}
 		if _, err := q.Exec(ctx, `UPDATE recordings SET state = $3, sha256 = $4, audio_sha256 = $5, size_bytes = $6,
-			duration_ms = $7, truncated = $8, stored_at = $9, attempts = attempts + 1, last_error = ''
+			duration_ms = $7, truncated = $8, stored_at = $9, attempts = attempts + 1, last_error = '',
+			ended_at = CASE WHEN $10 = 0 THEN ended_at ELSE $10 END
 			WHERE tenant_id = $1 AND id = $2`,
 			s.p.tenantID, id, string(RecordingStored), info.SHA256, info.AudioSHA256, info.SizeBytes,
-			info.Duration.Milliseconds(), boolInt(info.Truncated), ms(info.StoredAt)); err != nil {
+			info.Duration.Milliseconds(), boolInt(info.Truncated), ms(info.StoredAt), ms(info.EndedAt)); err != nil {
 			return err
 		}
 		return s.audit(ctx, q, "recording.stored", "recording:"+id, map[string]any{
