@@ -298,6 +298,12 @@ func (m *Manager) Start(ctx context.Context, meta Meta) (*Recording, error) {
 	}
 	meta.StartedAt = started
 	r := m.newRecording(sm.ID, meta, key, scope, t0, f, path)
+	// A timeline that began before now (StartedAt in the past) starts with
+	// silence; write it now, so the first packets find the writer where
+	// the ticker keeps it.
+	r.wmu.Lock()
+	r.emitTo(r.posAt(now) - int64(m.delay)/nsPerSample)
+	r.wmu.Unlock()
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -320,12 +326,12 @@ func (m *Manager) newRecording(id string, meta Meta, key string, scope *store.Sc
 
 // Recording is one call's recording in progress.
 type Recording struct {
-	m       *Manager
-	id      string
-	meta    Meta
-	key     string
-	scope   *store.Scope
-	t0      time.Time
+	m     *Manager
+	id    string
+	meta  Meta
+	key   string
+	scope *store.Scope
+	t0    time.Time
 
 	smu     sync.Mutex
 	streams []*Stream
@@ -351,8 +357,8 @@ type Recording struct {
 	syncing    atomic.Bool
 	syncFailed atomic.Bool
 	syncWG     sync.WaitGroup
-	ckpt    [slotSize]byte
-	ckptOff int64
+	ckpt       [slotSize]byte
+	ckptOff    int64
 
 	closing bool // under smu: no new streams
 

@@ -145,7 +145,10 @@ func (s *Stream) place(hdr *rtp.Header, arr int64) (placed int64, fresh bool) {
 	d := int16(hdr.SequenceNumber - s.seqMax)
 	placed = s.anchorPos + int64(int32(hdr.Timestamp-s.anchorTS))
 	lag := arr - placed
-	if hdr.SSRC != s.ssrc || lag > jumpSamples || lag < -jumpSamples || d > seqReset || d < -seqReset {
+	// Only a packet newer than any seen may start a new timeline: an old
+	// one far from its place is just late.
+	jumped := d > 0 && (lag > jumpSamples || lag < -jumpSamples)
+	if hdr.SSRC != s.ssrc || jumped || d > seqReset || d < -seqReset {
 		s.stats.Realigned++
 		s.rec.m.met.realigned.Inc()
 		s.anchor(hdr, arr)

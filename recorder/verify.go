@@ -87,4 +87,3 @@ func verifyOne(ctx context.Context, objs objects.Store, r store.Recording) (Mism
 	}
 	return m, false
 }
-
