@@ -35,27 +35,35 @@ type env struct {
 	registry *prometheus.Registry
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return openEnv(t, t.TempDir()) }
+
+// openEnv opens (creating on first use) the database, object store and
+// spool of dir, with tenants acme and globex.
+func openEnv(t *testing.T, dir string) *env {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
 	db, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "bb.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	ta, err := db.CreateTenant(ctx, "acme", "US")
+	tenants, err := db.Tenants(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb, err := db.CreateTenant(ctx, "globex", "US")
-	if err != nil {
-		t.Fatal(err)
+	if len(tenants) == 0 {
+		for _, name := range []string{"acme", "globex"} {
+			if _, err := db.CreateTenant(ctx, name, "US"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tenants, _ = db.Tenants(ctx)
 	}
 	objs, err := objects.Open(ctx, "file:"+filepath.Join(dir, "objects"), objects.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ta, tb := tenants[0], tenants[1] // by name: acme, globex
 	return &env{db: db, dir: dir, spool: filepath.Join(dir, "spool"), objs: objs, tenantA: ta.ID, tenantB: tb.ID,
 		scopeA: db.In(store.System(ta.ID)), scopeB: db.In(store.System(tb.ID))}
 }

@@ -86,6 +86,9 @@ func StartVersity(t *testing.T, bucket string) *Versity {
 	return v
 }
 
+// Dir is where the server keeps buckets (one directory each) and objects.
+func (v *Versity) Dir() string { return v.dir }
+
 // Endpoint is the server's base URL.
 func (v *Versity) Endpoint() string { return "http://" + v.addr }
 
