@@ -35,11 +35,11 @@ type env struct {
 	registry *prometheus.Registry
 }
 
-func newEnv(t *testing.T) *env { return openEnv(t, t.TempDir()) }
+func newEnv(t testing.TB) *env { return openEnv(t, t.TempDir()) }
 
 // openEnv opens (creating on first use) the database, object store and
 // spool of dir, with tenants acme and globex.
-func openEnv(t *testing.T, dir string) *env {
+func openEnv(t testing.TB, dir string) *env {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "bb.db"), store.Options{})
@@ -68,7 +68,7 @@ func openEnv(t *testing.T, dir string) *env {
 		scopeA: db.In(store.System(ta.ID)), scopeB: db.In(store.System(tb.ID))}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -77,7 +77,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // manager builds a Manager on e with fast test settings; mod may adjust
 // the options.
-func (e *env) manager(t *testing.T, mod func(*Options)) *Manager {
+func (e *env) manager(t testing.TB, mod func(*Options)) *Manager {
 	t.Helper()
 	e.registry = prometheus.NewRegistry()
 	opts := Options{
@@ -102,13 +102,7 @@ func run(t *testing.T, m *Manager) (stop func()) {
 	go func() { done <- m.Run(ctx) }()
 	// Start is refused until Run is past its snapshot.
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		m.mu.Lock()
-		ok := m.running
-		m.mu.Unlock()
-		if ok {
-			break
-		}
+	for !m.isRunning() {
 		if time.Now().After(deadline) {
 			t.Fatal("Run did not start")
 		}
@@ -125,6 +119,12 @@ func run(t *testing.T, m *Manager) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+func (m *Manager) isRunning() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.running
 }
 
 // waitState polls a recording's row until it reaches state.

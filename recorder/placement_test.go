@@ -2,8 +2,6 @@ package recorder
 
 import (
 	"encoding/binary"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,7 +19,7 @@ func bare(t testing.TB) (*Recording, time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Manager{opts: Options{SyncInterval: time.Hour}, log: testLoggerTB(t), met: met, now: time.Now, delay: 80 * time.Millisecond}
+	m := &Manager{opts: Options{SyncInterval: time.Hour}, log: testLogger(t), met: met, now: time.Now, delay: 80 * time.Millisecond}
 	f, err := os.Create(filepath.Join(t.TempDir(), "bare.spool"))
 	if err != nil {
 		t.Fatal(err)
@@ -29,13 +27,6 @@ func bare(t testing.TB) (*Recording, time.Time) {
 	t.Cleanup(func() { f.Close() })
 	t0 := time.Unix(1_700_000_000, 0)
 	return m.newRecording("bare", Meta{}, "k", nil, t0, f, f.Name()), t0
-}
-
-func testLoggerTB(t testing.TB) *slog.Logger {
-	if tt, ok := t.(*testing.T); ok {
-		return testLogger(tt)
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 func at(t0 time.Time, ms float64) time.Time {

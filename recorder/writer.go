@@ -227,8 +227,22 @@ func (r *Recording) finalize(end int64) (checkpoint, error) {
 	if err := r.f.Close(); err != nil {
 		r.m.log.Warn("close spool", "recording", r.id, "err", err)
 	}
+	r.release()
 	c.State = append([]byte(nil), c.State...)
 	return c, nil
+}
+
+// release drops the buffers of a recording that is done, since its owner
+// (a call object) may hold it a while longer. wmu is held.
+func (r *Recording) release() {
+	r.staging = nil
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	for _, s := range r.streams {
+		s.mu.Lock()
+		s.ring = nil // closed streams never touch it again
+		s.mu.Unlock()
+	}
 }
 
 // suspend is shutdown without Finish: streams stop, what is buffered is
@@ -254,6 +268,7 @@ func (r *Recording) suspend() bool {
 		}
 	}
 	r.f.Close()
+	r.release()
 	r.m.log.Warn("recording suspended by shutdown; it is recovered as truncated on the next start", "recording", r.id)
 	return true
 }
