@@ -147,13 +147,5 @@ func TestKill9Recovery(t *testing.T) {
 		t.Fatalf("spool not cleaned: %v", left)
 	}
 	stop()
-
-	m2 := e.manager(t, nil)
-	stop2 := run(t, m2)
-	time.Sleep(200 * time.Millisecond)
-	stop2()
-	again, _ := e.scopeA.Recording(context.Background(), id)
-	if metricValue(m2.met.recovered) != 0 || again.Attempts != row.Attempts || again.SHA256 != row.SHA256 {
-		t.Fatalf("recovered more than once: %+v", again)
-	}
+	expectNothingToRecover(t, e, row)
 }

@@ -176,6 +176,29 @@ func (s *sender) next() (*rtp.Header, []byte) {
 	return &s.hdr, s.buf
 }
 
+// feed sends n packets of snd into s, paced in real time.
+func feed(s *Stream, snd *sender, n int) {
+	for range n {
+		h, p := snd.next()
+		s.RTP(h, p, time.Now())
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// expectNothingToRecover runs one more manager and checks the stored row
+// is left exactly as it was: recovery happens once.
+func expectNothingToRecover(t *testing.T, e *env, row store.Recording) {
+	t.Helper()
+	m := e.manager(t, nil)
+	stop := run(t, m)
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	again, err := e.scopeA.Recording(context.Background(), row.ID)
+	if err != nil || metricValue(m.met.recovered) != 0 || again.SHA256 != row.SHA256 || again.Attempts != row.Attempts || again.State != row.State {
+		t.Fatalf("recovered more than once: %+v (%v)", again, err)
+	}
+}
+
 // readObject fetches and decodes a stored recording.
 func readObject(t *testing.T, objs objects.Store, key string) ([]byte, *WAV) {
 	t.Helper()

@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,6 +170,9 @@ func TestStartFinishEdges(t *testing.T) {
 		t.Fatalf("start before Run: %v", err)
 	}
 	stop := run(t, m)
+	if err := m.Run(ctx); err == nil {
+		t.Fatal("a second concurrent Run was accepted")
+	}
 	for name, meta := range map[string]Meta{
 		"no call":        {TenantID: e.tenantA},
 		"no tenant":      {CallID: "c"},
@@ -188,11 +193,7 @@ func TestStartFinishEdges(t *testing.T) {
 	}
 	s := rec.Stream(Right)
 	snd := newSender(payloadPCMU, 1, 1000)
-	for range 10 {
-		h, p := snd.next()
-		s.RTP(h, p, time.Now())
-		time.Sleep(20 * time.Millisecond)
-	}
+	feed(s, snd, 10)
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if err := rec.Finish(cctx); err != nil { // a cancelled context still finishes
@@ -225,13 +226,7 @@ func TestAbandonedRecordingRecovered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := rec.Stream(Left)
-	snd := newSender(payloadPCMU, 9, 440)
-	for range 40 {
-		h, p := snd.next()
-		s.RTP(h, p, time.Now())
-		time.Sleep(20 * time.Millisecond)
-	}
+	feed(rec.Stream(Left), newSender(payloadPCMU, 9, 440), 40)
 	stop1() // no Finish
 	if err := rec.Finish(ctx); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Finish after the manager stopped: %v", err)
@@ -258,16 +253,7 @@ func TestAbandonedRecordingRecovered(t *testing.T) {
 		t.Fatalf("recovered = %v", got)
 	}
 	stop2()
-
-	// A third run finds nothing left to do.
-	m3 := e.manager(t, nil)
-	stop3 := run(t, m3)
-	time.Sleep(200 * time.Millisecond)
-	stop3()
-	again, _ := e.scopeA.Recording(ctx, rec.ID())
-	if metricValue(m3.met.recovered) != 0 || again.SHA256 != row.SHA256 || again.Attempts != row.Attempts {
-		t.Fatalf("recovered twice: %+v", again)
-	}
+	expectNothingToRecover(t, e, row)
 	if list, _ := e.scopeA.Recordings(ctx, store.RecordingFilter{}); len(list) != 1 {
 		t.Fatalf("%d rows", len(list))
 	}
@@ -418,5 +404,57 @@ func TestDefaultBackoff(t *testing.T) {
 	}
 	if prev < 150*time.Second {
 		t.Fatalf("backoff never grows: max %v", prev)
+	}
+}
+
+// TestConcurrentRecordings runs many calls at once through one Manager:
+// each file carries its own call's tones, none bleeds into another.
+func TestConcurrentRecordings(t *testing.T) {
+	e := newEnv(t)
+	m := e.manager(t, nil)
+	run(t, m)
+	const calls = 24
+	type result struct {
+		id       string
+		freq     float64
+		duration time.Duration
+	}
+	results := make(chan result, calls)
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Go(func() {
+			freq := 300 + 50*float64(i)
+			began := time.Now() // the timeline starts inside Start
+			rec, err := m.Start(context.Background(), Meta{TenantID: e.tenantA, CallID: fmt.Sprintf("call-%d", i)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			feed(rec.Stream(Left), newSender(payloadPCMU, uint32(i+1), freq), 50)
+			if err := rec.Finish(context.Background()); err != nil {
+				t.Error(err)
+			}
+			results <- result{rec.ID(), freq, time.Since(began)}
+		})
+	}
+	wg.Wait()
+	close(results)
+	for r := range results {
+		row := waitState(t, e.scopeA, r.id, store.RecordingStored, 20*time.Second)
+		raw, w := readObject(t, e.objs, row.ObjectKey)
+		checkSHA(t, raw, row)
+		left := w.Channel(0)
+		if s := wavcheck.BlockToneShare(left, SampleRate, r.freq, 400); s < 0.9 {
+			t.Errorf("call at %.0f Hz: share %.2f", r.freq, s)
+		}
+		if s := wavcheck.BlockToneShare(left, SampleRate, r.freq+50, 400); s > 0.05 {
+			t.Errorf("call at %.0f Hz carries %.0f Hz (%.2f)", r.freq, r.freq+50, s)
+		}
+		if d := w.Duration() - r.duration; d < -100*time.Millisecond || d > 100*time.Millisecond {
+			t.Errorf("call at %.0f Hz: %v of audio for %v", r.freq, w.Duration(), r.duration)
+		}
+	}
+	if got := metricValue(m.met.active); got != 0 {
+		t.Fatalf("active gauge %v", got)
 	}
 }

@@ -92,13 +92,7 @@ func abandon(t *testing.T, e *env) (*Recording, *spoolInfo) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := rec.Stream(Left)
-	snd := newSender(payloadPCMU, 4, 440)
-	for range 50 {
-		h, p := snd.next()
-		s.RTP(h, p, time.Now())
-		time.Sleep(20 * time.Millisecond)
-	}
+	feed(rec.Stream(Left), newSender(payloadPCMU, 4, 440), 50)
 	stop()
 	info, err := readSpool(rec.path)
 	if err != nil {
