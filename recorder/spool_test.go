@@ -244,3 +244,58 @@ func TestRecoveryEdgeCases(t *testing.T) {
 		t.Fatalf("retry of another node's recording: %v", err)
 	}
 }
+
+// TestFailedSyncKeepsGoodSlot: after a failed checkpoint write the next
+// checkpoint reuses the failed slot, never the one holding the last good
+// checkpoint, including when a sync cannot be queued.
+func TestFailedSyncKeepsGoodSlot(t *testing.T) {
+	r, t0 := bare(t)
+	s := r.Stream(Left)
+	rw := r.f
+	step := func(from float64) checkpoint {
+		play(r, s, t0, stream20(10, 1, uint16(from/20), uint32(from*8), from))
+		r.flush()
+		c, err := r.nextCheckpoint(time.Now(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c1 := step(0)
+	if err := r.writeCheckpoint(slotOffset(c1.Seq)); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := os.Open(rw.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	r.f = ro
+	c2 := step(200)
+	if err := r.writeCheckpoint(slotOffset(c2.Seq)); err == nil {
+		t.Fatal("write to a read-only spool succeeded")
+	}
+	r.f = rw
+	r.scheduleSync(time.Now()) // no sync workers: not queued, must not move the sequence
+	r.scheduleSync(time.Now())
+	c3 := step(400)
+	if c3.Seq != c2.Seq || slotOffset(c3.Seq) == slotOffset(c1.Seq) {
+		t.Fatalf("sequence after a failed sync: %d (good one %d, failed %d)", c3.Seq, c1.Seq, c2.Seq)
+	}
+	if err := r.writeCheckpoint(slotOffset(c3.Seq)); err != nil {
+		t.Fatal(err)
+	}
+	slots := make([]byte, 2*slotSize)
+	rw.ReadAt(slots, slotBase)
+	got := map[uint64]int64{}
+	for i := range 2 {
+		c, err := decodeCheckpoint(slots[i*slotSize:])
+		if err != nil {
+			t.Fatalf("slot %d: %v", i, err)
+		}
+		got[c.Seq] = c.Data
+	}
+	if got[c1.Seq] != c1.Data || got[c3.Seq] != c3.Data {
+		t.Fatalf("slots hold %v, want seq %d and %d", got, c1.Seq, c3.Seq)
+	}
+}

@@ -107,17 +107,22 @@ func (q *uploadQueue) next(ctx context.Context) *uploadJob {
 			wait = j.notBefore.Sub(now)
 		}
 		q.mu.Unlock()
-		var timer <-chan time.Time
+		var timer *time.Timer
+		var fire <-chan time.Time
 		if wait >= 0 {
-			t := time.NewTimer(wait)
-			timer = t.C
-			defer t.Stop()
+			timer = time.NewTimer(wait)
+			fire = timer.C
 		}
 		select {
 		case <-ctx.Done():
-			return nil
 		case <-q.wake:
-		case <-timer:
+		case <-fire:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 	}
 }

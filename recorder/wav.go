@@ -111,9 +111,14 @@ func ReadWAV(r io.Reader) (*WAV, error) {
 			if size%int64(2*w.Channels) != 0 {
 				return nil, fmt.Errorf("read wav: data of %d bytes is not whole frames", size)
 			}
-			buf := make([]byte, size)
-			if n, err := io.ReadFull(r, buf); err != nil {
-				return nil, fmt.Errorf("read wav: data chunk claims %d bytes, file has %d: %w", size, n, err)
+			// Read progressively: a lying header must not make us
+			// allocate 4 GiB up front.
+			buf, err := io.ReadAll(io.LimitReader(r, size))
+			if err != nil {
+				return nil, fmt.Errorf("read wav data: %w", err)
+			}
+			if int64(len(buf)) != size {
+				return nil, fmt.Errorf("read wav: data chunk claims %d bytes, file has %d", size, len(buf))
 			}
 			w.Samples = make([]int16, size/2)
 			for i := range w.Samples {

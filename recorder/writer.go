@@ -153,6 +153,7 @@ func (r *Recording) nextCheckpoint(now time.Time, finished bool) (checkpoint, er
 }
 
 func (r *Recording) scheduleSync(now time.Time) {
+	prev := r.seq
 	c, err := r.nextCheckpoint(now, false)
 	if err != nil {
 		r.m.log.Error("checkpoint", "recording", r.id, "err", err)
@@ -165,7 +166,7 @@ func (r *Recording) scheduleSync(now time.Time) {
 	case r.m.syncQ <- r:
 		r.lastSync = now
 	default: // every sync worker is busy: try again next tick
-		r.seq--
+		r.seq = prev
 		r.syncing.Store(false)
 		r.syncWG.Done()
 	}
