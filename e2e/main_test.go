@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -159,16 +160,29 @@ func requireBinary(t testing.TB) string {
 	return harness.binary
 }
 
-// workDir is a per-test directory, kept and logged under -e2e.keep.
+// workDirs memoises workDir per test, so a test's gateway, SIPp processes
+// and logs share one directory.
+var workDirs sync.Map
+
+// workDir is the test's directory (the same on every call), kept and logged
+// under -e2e.keep.
 func workDir(t testing.TB) string {
 	t.Helper()
-	if !*flagKeep {
-		return t.TempDir()
+	if d, ok := workDirs.Load(t.Name()); ok {
+		return d.(string)
 	}
-	dir, err := os.MkdirTemp("", "blackbox-e2e-"+strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+"-")
-	if err != nil {
-		t.Fatal(err)
+	var dir string
+	if *flagKeep {
+		var err error
+		dir, err = os.MkdirTemp("", "blackbox-e2e-"+strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+"-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("work dir kept: %s", dir)
+	} else {
+		dir = t.TempDir()
 	}
-	t.Logf("work dir kept: %s", dir)
+	workDirs.Store(t.Name(), dir)
+	t.Cleanup(func() { workDirs.Delete(t.Name()) })
 	return dir
 }

@@ -14,21 +14,27 @@ import (
 // moment ago, and a port is never handed out twice in one test process.
 
 var ports struct {
-	mu     sync.Mutex
-	given  map[int]bool
-	blocks map[int]bool
+	mu    sync.Mutex
+	given map[int]bool
 }
 
-func claim(p int) bool {
+func claim(p int) bool { return claimRange(p, p) }
+
+// claimRange marks lo..hi handed out, unless any of them already is.
+func claimRange(lo, hi int) bool {
 	ports.mu.Lock()
 	defer ports.mu.Unlock()
 	if ports.given == nil {
 		ports.given = map[int]bool{}
 	}
-	if ports.given[p] {
-		return false
+	for p := lo; p <= hi; p++ {
+		if ports.given[p] {
+			return false
+		}
 	}
-	ports.given[p] = true
+	for p := lo; p <= hi; p++ {
+		ports.given[p] = true
+	}
 	return true
 }
 
@@ -101,16 +107,7 @@ func rtpPortRange(t testing.TB, size int) (lo, hi int) {
 	for i := range blocks {
 		b := (start + i) % blocks
 		lo = base + b*size
-		ports.mu.Lock()
-		if ports.blocks == nil {
-			ports.blocks = map[int]bool{}
-		}
-		taken := ports.blocks[lo]
-		if !taken {
-			ports.blocks[lo] = true
-		}
-		ports.mu.Unlock()
-		if taken {
+		if !claimRange(lo, lo+size-1) {
 			continue
 		}
 		if udpRangeFree(lo, lo+size-1) {
@@ -119,6 +116,14 @@ func rtpPortRange(t testing.TB, size int) (lo, hi int) {
 	}
 	t.Fatal("rtp port range: no free block")
 	return 0, 0
+}
+
+// sippMediaPort returns an even port for SIPp's -mp: SIPp binds that port
+// and the next three (RTCP, and video RTP/RTCP), so all four must be free.
+func sippMediaPort(t testing.TB) int {
+	t.Helper()
+	lo, _ := rtpPortRange(t, 4)
+	return lo
 }
 
 func udpRangeFree(lo, hi int) bool {

@@ -37,7 +37,8 @@ type SIPpOptions struct {
 	Transport string
 	// LocalPort is -p; 0 picks a free port.
 	LocalPort int
-	// MediaPort is -mp, SIPp's own RTP socket; 0 picks a free even port.
+	// MediaPort is -mp, SIPp's own RTP socket (SIPp also binds the next
+	// three ports); 0 picks a free block.
 	MediaPort int
 	// Service is -s: the user part of the Request-URI (the callee, or the
 	// registering user).
@@ -114,10 +115,12 @@ func fileExists(p string) bool {
 // the final screen) are printed if the test fails.
 //
 // Every scenario gets these keywords unless o.Keys overrides them:
-// rtp_ip=127.0.0.1, rtp_port=the -mp port (so SDP points at SIPp's own
-// media socket, where play_pcap_audio sends from), caller=AuthUser or
+// rtp_ip=127.0.0.1 and rtp_port=the -mp port (the SDP address of scenarios
+// that play no audio themselves; point it at an rtpPeer), caller=AuthUser or
 // "sipp", audio=g711a.pcap, dtmf=dtmf_2833_1.pcap, expires=3600, and pt and
 // codec read from the audio pcap's first packet (8/PCMA for g711a.pcap).
+// Scenarios that play audio put SIPp's own socket ([media_ip]:[media_port],
+// the -mp port, MediaAddr) in their SDP instead.
 func runSIPp(t *testing.T, ctx context.Context, scenario string, o SIPpOptions) *SIPp {
 	t.Helper()
 	s := startSIPpProcess(t, ctx, scenario, o)
@@ -159,7 +162,7 @@ func startSIPpProcess(t *testing.T, ctx context.Context, scenario string, o SIPp
 		o.LocalPort = freePort(t)
 	}
 	if o.MediaPort == 0 {
-		o.MediaPort = freeUDPPort(t, true)
+		o.MediaPort = sippMediaPort(t)
 	}
 	if o.Calls == 0 {
 		o.Calls = 1
@@ -231,6 +234,12 @@ func startSIPpProcess(t *testing.T, ctx context.Context, scenario string, o SIPp
 	}
 	if o.AuthPass != "" {
 		args = append(args, "-ap", o.AuthPass)
+	}
+	if o.Service != "" && o.Remote != "" && invitesService(path) {
+		// SIPp's digest uri defaults to sip:REMOTE, not the INVITE's
+		// Request-URI sip:SERVICE@REMOTE; a server checking that the two
+		// match (RFC 3261 §22.4) would refuse the credentials.
+		args = append(args, "-auth_uri", o.Service+"@"+o.Remote)
 	}
 	if o.Pause > 0 {
 		args = append(args, "-d", fmt.Sprintf("%dms", o.Pause.Milliseconds()))
@@ -452,6 +461,12 @@ func portBound(network string, port int) (bool, error) {
 		return false, errors.New("no /proc/net")
 	}
 	return false, nil
+}
+
+// invitesService says whether a scenario sends INVITE sip:[service]@REMOTE.
+func invitesService(path string) bool {
+	data, err := os.ReadFile(path)
+	return err == nil && strings.Contains(string(data), "INVITE sip:[service]@[remote_ip]:[remote_port]")
 }
 
 // pcapCodec reads the payload type of a pcap's first packet.
