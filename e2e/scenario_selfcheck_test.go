@@ -216,7 +216,7 @@ func TestScenarioSelfCheck(t *testing.T) {
 	}{{403, "Forbidden"}, {404, "Not Found"}, {480, "Temporarily Unavailable"}, {503, "Service Unavailable"}} {
 		t.Run(fmt.Sprintf("expect %d", tc.code), func(t *testing.T) {
 			t.Parallel()
-			carrier := startSIPRejecter(t, rejecterOptions{Code: tc.code, Reason: tc.reason})
+			carrier := startSIPResponder(t, responderOptions{Code: tc.code, Reason: tc.reason})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			uac := runSIPp(t, ctx, fmt.Sprintf("uac-expect-%d", tc.code), SIPpOptions{Remote: carrier.Addr(), Service: "+15550100005"})
@@ -229,7 +229,7 @@ func TestScenarioSelfCheck(t *testing.T) {
 
 	t.Run("expect 503 fails on another code", func(t *testing.T) {
 		t.Parallel()
-		carrier := startSIPRejecter(t, rejecterOptions{Code: 486, Reason: "Busy Here"})
+		carrier := startSIPResponder(t, responderOptions{Code: 486, Reason: "Busy Here"})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		uac := runSIPp(t, ctx, "uac-expect-503", SIPpOptions{Remote: carrier.Addr(), Service: "+15550100006", Timeout: 5 * time.Second})
@@ -238,7 +238,7 @@ func TestScenarioSelfCheck(t *testing.T) {
 
 	t.Run("expect 503 after a 407 challenge", func(t *testing.T) {
 		t.Parallel()
-		gw := startSIPRejecter(t, rejecterOptions{Code: 503, Reason: "Service Unavailable",
+		gw := startSIPResponder(t, responderOptions{Code: 503, Reason: "Service Unavailable",
 			Challenge: &digestCheck{Realm: "blackbox", Username: "alice", Password: "pw"}})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -256,9 +256,44 @@ func TestScenarioSelfCheck(t *testing.T) {
 		}
 	})
 
+	t.Run("first of several challenges", func(t *testing.T) {
+		t.Parallel()
+		// RFC 8760 servers offer SHA-256 and MD5; SIPp 3.6.1 answers only the
+		// first challenge and only MD5, and aborts (exit 255) otherwise. This
+		// pins the limitation, so a SIPp that learns SHA-256 shows up here.
+		for _, tc := range []struct {
+			algs []string
+			exit int
+		}{{[]string{"MD5", "SHA-256"}, sippAllOK}, {[]string{"SHA-256", "MD5"}, 255}} {
+			gw := startSIPResponder(t, responderOptions{Code: 503, Reason: "Service Unavailable",
+				Challenge: &digestCheck{Realm: "blackbox", Username: "alice", Password: "pw", Algorithms: tc.algs}})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			uac := runSIPp(t, ctx, "uac-expect-503", SIPpOptions{Remote: gw.Addr(), Service: "+15550100018", AuthUser: "alice", AuthPass: "pw", Timeout: 5 * time.Second})
+			cancel()
+			if got := uac.ExitCode(); got != tc.exit {
+				t.Errorf("challenges %v: sipp exit %d, want %d", tc.algs, got, tc.exit)
+			}
+			if auths := gw.Auths(); tc.exit == sippAllOK && (len(auths) != 1 || !auths[0].Valid) {
+				t.Errorf("challenges %v: credentials %+v", tc.algs, auths)
+			}
+		}
+	})
+
+	t.Run("register against a real digest check", func(t *testing.T) {
+		t.Parallel()
+		reg := startSIPResponder(t, responderOptions{Challenge: &digestCheck{Realm: "blackbox", Username: "dave", Password: "pw"}})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c := runSIPp(t, ctx, "register", SIPpOptions{Remote: reg.Addr(), Service: "dave", AuthUser: "dave", AuthPass: "pw"})
+		wantExit(t, c, sippAllOK)
+		if auths := reg.Auths(); len(auths) != 1 || !auths[0].Valid || auths[0].URI != auths[0].RURI {
+			t.Errorf("REGISTER credentials %+v", auths)
+		}
+	})
+
 	t.Run("wrong password after a 407 is refused", func(t *testing.T) {
 		t.Parallel()
-		gw := startSIPRejecter(t, rejecterOptions{Code: 503, Reason: "Service Unavailable",
+		gw := startSIPResponder(t, responderOptions{Code: 503, Reason: "Service Unavailable",
 			Challenge: &digestCheck{Realm: "blackbox", Username: "alice", Password: "pw"}})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
