@@ -43,16 +43,25 @@ func (f tonePcap) generate(t *testing.T) []byte {
 func TestAudioFixtures(t *testing.T) {
 	t.Run("tones", func(t *testing.T) {
 		for _, tc := range []struct {
-			file string
-			freq float64
-		}{{"tone-440.wav", 440}, {"tone-1000.wav", 1000}} {
-			w := mustWAV8kMono(t, repoPath("testdata", "audio", tc.file), 3*time.Second, 5*time.Second)
+			file           string
+			freq           float64
+			minDur, maxDur time.Duration
+		}{
+			{"tone-440.wav", 440, 3 * time.Second, 5 * time.Second},
+			{"tone-1000.wav", 1000, 3 * time.Second, 5 * time.Second},
+			{"prompt-beep.wav", 2000, 500 * time.Millisecond, time.Second},
+		} {
+			w := mustWAV8kMono(t, repoPath("testdata", "audio", tc.file), tc.minDur, tc.maxDur)
 			if frac := toneFraction(w.Channels[0], w.Rate, tc.freq); frac < 0.95 {
 				t.Errorf("%s: %.0f Hz carries %.2f of the power, want > 0.95", tc.file, tc.freq, frac)
 			}
-			other := map[float64]float64{440: 1000, 1000: 440}[tc.freq]
-			if frac := toneFraction(w.Channels[0], w.Rate, other); frac > 0.01 {
-				t.Errorf("%s: %.0f Hz carries %.2f of the power, want < 0.01", tc.file, other, frac)
+			for _, other := range []float64{440, 1000, 2000} {
+				if other == tc.freq {
+					continue
+				}
+				if frac := toneFraction(w.Channels[0], w.Rate, other); frac > 0.01 {
+					t.Errorf("%s: %.0f Hz carries %.2f of the power, want < 0.01", tc.file, other, frac)
+				}
 			}
 			if level := rms(w.Channels[0]); level < 5000 {
 				t.Errorf("%s: RMS %.0f, want a clearly audible tone (> 5000)", tc.file, level)

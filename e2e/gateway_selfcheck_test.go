@@ -46,8 +46,8 @@ func TestGatewayHarness(t *testing.T) {
 	if !strings.HasPrefix(cfg.Store.DSN, "sqlite:"+gw.Dir) || !strings.HasPrefix(cfg.Objects.URL, "file:"+gw.Dir) {
 		t.Errorf("store %q / objects %q outside the test dir %s", cfg.Store.DSN, cfg.Objects.URL, gw.Dir)
 	}
-	if p := cfg.Consent.Prompts[cfg.Consent.Prompt].File; !fileExists(p) {
-		t.Errorf("consent prompt %s does not exist", p)
+	if p := cfg.Consent.Prompts[cfg.Consent.Prompt].File; !fileExists(p) || !strings.HasSuffix(p, "prompt-beep.wav") {
+		t.Errorf("consent prompt %s: want the existing test beep", p)
 	}
 
 	// The SIP ports are held by the gateway process.

@@ -34,6 +34,10 @@ type GatewayOptions struct {
 	RTPPorts int
 	// ReadyTimeout bounds the wait for /readyz (default 30 s).
 	ReadyTimeout time.Duration
+	// Prompt is the consent announcement; default testdata/audio/prompt-beep.wav
+	// (0.8 s of 2 kHz, version "test-beep"), so a call test does not wait
+	// through the 6.8 s configs/prompts/consent-en-v1.wav.
+	Prompt string
 }
 
 // Gateway is one blackbox process (or a sequence of them on the same
@@ -66,10 +70,18 @@ type gatewayProc struct {
 	err  error // from Wait, valid after done
 }
 
-// startGateway writes a config into a fresh directory, starts `blackbox
-// serve` and waits for /readyz. The process is stopped at test end; its log
-// is printed if the test failed.
+// startGateway is newGateway and Start: a running gateway.
 func startGateway(t *testing.T, opts GatewayOptions) *Gateway {
+	t.Helper()
+	g := newGateway(t, opts)
+	g.Start(t)
+	return g
+}
+
+// newGateway writes a config into a fresh directory and returns the gateway
+// unstarted, so a test can provision with the CLI before `serve` runs. The
+// process is stopped at test end; its log is printed if the test failed.
+func newGateway(t *testing.T, opts GatewayOptions) *Gateway {
 	t.Helper()
 	bin := opts.Binary
 	if bin == "" {
@@ -110,9 +122,11 @@ func startGateway(t *testing.T, opts GatewayOptions) *Gateway {
 	cfg.Objects.URL = "file:" + filepath.Join(dir, "recordings")
 	cfg.Secrets.KeyFile = filepath.Join(dir, "fernet.key")
 	cfg.Recorder.SpoolDir = filepath.Join(dir, "spool")
-	cfg.Consent.Prompts = map[string]config.Prompt{
-		"consent-en": {File: repoPath("configs", "prompts", "consent-en-v1.wav"), Version: "v1"},
+	prompt := config.Prompt{File: repoPath("testdata", "audio", "prompt-beep.wav"), Version: "test-beep"}
+	if opts.Prompt != "" {
+		prompt = config.Prompt{File: opts.Prompt, Version: "test"}
 	}
+	cfg.Consent.Prompts = map[string]config.Prompt{"consent-en": prompt}
 	cfg.Consent.Prompt = "consent-en"
 	cfg.API.SigningKeyFile = filepath.Join(dir, "link.key")
 	cfg.Log.Level = "debug"
@@ -144,7 +158,6 @@ func startGateway(t *testing.T, opts GatewayOptions) *Gateway {
 		}
 	})
 	t.Cleanup(func() { g.stop(t, true) })
-	g.Start(t)
 	return g
 }
 

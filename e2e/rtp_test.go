@@ -55,9 +55,16 @@ type rtpPeer struct {
 // the odd one above) and reads until the test ends.
 func newRTPPeer(t *testing.T) *rtpPeer {
 	t.Helper()
+	return newRTPPeerAt(t, netip.MustParseAddr("127.0.0.1"))
+}
+
+// newRTPPeerAt is newRTPPeer on another loopback address (a carrier's
+// media on 127.0.0.2).
+func newRTPPeerAt(t *testing.T, ip netip.Addr) *rtpPeer {
+	t.Helper()
 	var conn *net.UDPConn
 	for i := 0; i < 50 && conn == nil; i++ {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 		if err != nil {
 			t.Fatalf("rtp peer: listen: %v", err)
 		}

@@ -35,6 +35,10 @@ type SIPpOptions struct {
 	Remote string
 	// Transport is udp (default) or tcp (one connection per SIPp: -t t1).
 	Transport string
+	// LocalIP is the loopback address SIPp binds for SIP and media (-i,
+	// -mi); default 127.0.0.1. A carrier on 127.0.0.2 is told apart from
+	// reps by its source address, as a real trunk is.
+	LocalIP string
 	// LocalPort is -p; 0 picks a free port.
 	LocalPort int
 	// MediaPort is -mp, SIPp's own RTP socket (SIPp also binds the next
@@ -65,7 +69,7 @@ type SIPpOptions struct {
 type SIPp struct {
 	Scenario  string // absolute path
 	Dir       string // its working directory and logs
-	LocalAddr string // 127.0.0.1:port it sends from and listens on
+	LocalAddr string // IP:port it sends from and listens on
 	MediaAddr netip.AddrPort
 	Keys      map[string]string // every -key passed
 
@@ -115,7 +119,7 @@ func fileExists(p string) bool {
 // the final screen) are printed if the test fails.
 //
 // Every scenario gets these keywords unless o.Keys overrides them:
-// rtp_ip=127.0.0.1 and rtp_port=the -mp port (the SDP address of scenarios
+// rtp_ip=LocalIP and rtp_port=the -mp port (the SDP address of scenarios
 // that play no audio themselves; point it at an rtpPeer), caller=AuthUser or
 // "sipp", audio=g711a.pcap, dtmf=dtmf_2833_1.pcap, expires=3600, and pt and
 // codec read from the audio pcap's first packet (8/PCMA for g711a.pcap).
@@ -170,8 +174,15 @@ func startSIPpProcess(t *testing.T, ctx context.Context, scenario string, o SIPp
 	if o.Timeout == 0 {
 		o.Timeout = 30 * time.Second
 	}
+	if o.LocalIP == "" {
+		o.LocalIP = "127.0.0.1"
+	}
+	ip, err := netip.ParseAddr(o.LocalIP)
+	if err != nil {
+		t.Fatalf("sipp LocalIP: %v", err)
+	}
 	keys := map[string]string{
-		"rtp_ip":   "127.0.0.1",
+		"rtp_ip":   o.LocalIP,
 		"rtp_port": strconv.Itoa(o.MediaPort),
 		"caller":   "sipp",
 		"audio":    "g711a.pcap",
@@ -194,8 +205,8 @@ func startSIPpProcess(t *testing.T, ctx context.Context, scenario string, o SIPp
 	s := &SIPp{
 		Scenario:  path,
 		Dir:       dir,
-		LocalAddr: fmt.Sprintf("127.0.0.1:%d", o.LocalPort),
-		MediaAddr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(o.MediaPort)),
+		LocalAddr: netip.AddrPortFrom(ip, uint16(o.LocalPort)).String(),
+		MediaAddr: netip.AddrPortFrom(ip, uint16(o.MediaPort)),
 		Keys:      keys,
 		done:      make(chan struct{}),
 		msgLog:    filepath.Join(dir, "messages.log"),
@@ -206,9 +217,9 @@ func startSIPpProcess(t *testing.T, ctx context.Context, scenario string, o SIPp
 
 	args := []string{
 		"-sf", path,
-		"-i", "127.0.0.1",
+		"-i", o.LocalIP,
 		"-p", strconv.Itoa(o.LocalPort),
-		"-mi", "127.0.0.1",
+		"-mi", o.LocalIP,
 		"-mp", strconv.Itoa(o.MediaPort),
 		"-cp", strconv.Itoa(freeUDPPort(t, false)),
 		"-m", strconv.Itoa(o.Calls),
