@@ -137,7 +137,7 @@ func sdpOf(t *testing.T, ctx context.Context, s *SIPp, match func(sipMessage) bo
 // receivedInvite matches the INVITE a UAS got; answered matches the 200 OK
 // to INVITE a UAC got.
 func receivedInvite(m sipMessage) bool { return !m.Sent && m.IsRequest("INVITE") }
-func answered(m sipMessage) bool      { return !m.Sent && m.IsResponse(200, "INVITE") }
+func answered(m sipMessage) bool       { return !m.Sent && m.IsResponse(200, "INVITE") }
 
 // assertGatewayMedia checks that addr, from the gateway's SDP, is its own:
 // the external host and a port of its media range.

@@ -50,11 +50,11 @@ type sipResponder struct {
 	conn *net.UDPConn
 	opts responderOptions
 
-	mu      sync.Mutex
+	mu        sync.Mutex
 	invites   int // retransmissions included
 	acks      int
 	registers int
-	auths   []authResult
+	auths     []authResult
 
 	wg sync.WaitGroup
 }
