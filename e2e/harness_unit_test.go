@@ -285,6 +285,12 @@ func TestRTPPeer(t *testing.T) {
 		t.Errorf("garbage datagram: notRTP %d, received %d", b.NotRTP(), len(b.Received()))
 	}
 
+	// A delayed stream waits before its first packet.
+	start := time.Now()
+	if err := a.Send(ctx, b.Addr(), rtpStream{Frames: noiseFrames(5, 1), Delay: 100 * time.Millisecond}); err != nil || time.Since(start) < 100*time.Millisecond {
+		t.Errorf("delayed send: %v after %v", err, time.Since(start))
+	}
+
 	// A background sender stops when asked, and waiting fails on close.
 	snd := a.StartSending(t, b.Addr(), rtpStream{Frames: noiseFrames(4, 1000)})
 	time.Sleep(50 * time.Millisecond)

@@ -28,6 +28,7 @@ type rtpStream struct {
 	SSRC        uint32
 	Frames      [][]byte
 	Interval    time.Duration // default 20 ms
+	Delay       time.Duration // silence before the first packet
 }
 
 // toneStream encodes pcm with codec into a stream.
@@ -172,6 +173,15 @@ func (p *rtpPeer) Send(ctx context.Context, to netip.AddrPort, s rtpStream) erro
 	interval := s.Interval
 	if interval <= 0 {
 		interval = frameInterval
+	}
+	if s.Delay > 0 {
+		select {
+		case <-time.After(s.Delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			return errors.New("rtp peer closed")
+		}
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
