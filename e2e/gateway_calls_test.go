@@ -196,24 +196,14 @@ func TestGatewayInboundCall(t *testing.T) {
 // TestGatewayCancel is item 4: the rep cancels while the carrier rings.
 func TestGatewayCancel(t *testing.T) {
 	fx := newCallFixture(t, GatewayOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	trunk := startSIPp(t, ctx, "uas-no-answer", fx.carrier(SIPpOptions{}))
-	rep := runSIPp(t, ctx, "uac-cancel", fx.rep(SIPpOptions{Pause: time.Second}))
-	rep.RequireSuccess(t)
-	trunk.RequireSuccess(t)
+	fx.pair(t, "uas-no-answer", SIPpOptions{}, "uac-cancel", SIPpOptions{Pause: time.Second})
 	assertIdle(t, fx.gw)
 }
 
 // TestGatewayCalleeHangsUp is item 5: the carrier's BYE reaches the rep.
 func TestGatewayCalleeHangsUp(t *testing.T) {
 	fx := newCallFixture(t, GatewayOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	trunk := startSIPp(t, ctx, "uas-answer-bye", fx.carrier(SIPpOptions{Pause: 2 * time.Second}))
-	rep := runSIPp(t, ctx, "uac-call-expect-bye", fx.rep(SIPpOptions{}))
-	rep.RequireSuccess(t)
-	trunk.RequireSuccess(t)
+	fx.pair(t, "uas-answer-bye", SIPpOptions{Pause: 2 * time.Second}, "uac-call-expect-bye", SIPpOptions{})
 	assertIdle(t, fx.gw)
 }
 
@@ -237,12 +227,7 @@ func TestGatewayTrunkUnreachable(t *testing.T) {
 func TestGatewayRTPTimeout(t *testing.T) {
 	const timeout = 2 * time.Second
 	fx := newCallFixture(t, GatewayOptions{Configure: func(c *config.Config) { c.Media.RTPTimeout = timeout }})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	trunk := startSIPp(t, ctx, "uas-answer", fx.carrier(SIPpOptions{}))
-	rep := runSIPp(t, ctx, "uac-call-expect-bye", fx.rep(SIPpOptions{}))
-	rep.RequireSuccess(t)
-	trunk.RequireSuccess(t)
+	_, rep := fx.pair(t, "uas-answer", SIPpOptions{}, "uac-call-expect-bye", SIPpOptions{})
 	msgs := rep.Messages(t)
 	ok, _ := firstMessage(msgs, answered)
 	bye, _ := firstMessage(msgs, func(m sipMessage) bool { return !m.Sent && m.IsRequest("BYE") })

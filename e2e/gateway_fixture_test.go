@@ -115,6 +115,19 @@ func (fx *callFixture) trunkCaller(o SIPpOptions) SIPpOptions {
 	return o
 }
 
+// pair runs a carrier scenario and, against the gateway, a rep scenario;
+// both must succeed.
+func (fx *callFixture) pair(t *testing.T, trunkScenario string, trunkOpts SIPpOptions, repScenario string, repOpts SIPpOptions) (trunk, rep *SIPp) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	trunk = startSIPp(t, ctx, trunkScenario, fx.carrier(trunkOpts))
+	rep = runSIPp(t, ctx, repScenario, fx.rep(repOpts))
+	rep.RequireSuccess(t)
+	trunk.RequireSuccess(t)
+	return trunk, rep
+}
+
 // sdpOf waits for the first message s exchanged that matches and carries
 // SDP, and returns its media address: what the gateway offered or answered.
 func sdpOf(t *testing.T, ctx context.Context, s *SIPp, match func(sipMessage) bool) netip.AddrPort {

@@ -71,6 +71,18 @@ func (c *toneCall) finish(t *testing.T) {
 	c.answerAt, c.endAt = ok.At, bye.At
 }
 
+// recordedToneCall runs a tone call of hold on a fresh gateway and returns
+// the one recording it stored.
+func recordedToneCall(t *testing.T, hold time.Duration) (*callFixture, *toneCall, string) {
+	t.Helper()
+	fx := newCallFixture(t, GatewayOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := startToneCall(t, ctx, fx, hold)
+	c.finish(t)
+	return fx, c, oneRecording(t, fx.gw)
+}
+
 // recordingFiles lists the WAVs in the gateway's file: object store.
 func recordingFiles(t *testing.T, gw *Gateway) []string {
 	t.Helper()
@@ -131,13 +143,7 @@ func channelHolds(t *testing.T, name string, samples []int16, freq float64, from
 func TestGatewayRecordingTones(t *testing.T) {
 	requireCommand(t, "recordings list")
 	requireCommand(t, "verify")
-	fx := newCallFixture(t, GatewayOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c := startToneCall(t, ctx, fx, 5*time.Second)
-	c.finish(t)
-
-	path := oneRecording(t, fx.gw)
+	fx, c, path := recordedToneCall(t, 5*time.Second)
 	w, err := readWAV(path)
 	if err != nil {
 		t.Fatal(err)
@@ -165,12 +171,7 @@ func TestGatewayRecordingTones(t *testing.T) {
 // `blackbox verify` exit non-zero and name it.
 func TestGatewayVerifyTamper(t *testing.T) {
 	requireCommand(t, "verify")
-	fx := newCallFixture(t, GatewayOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c := startToneCall(t, ctx, fx, 3*time.Second)
-	c.finish(t)
-	path := oneRecording(t, fx.gw)
+	fx, _, path := recordedToneCall(t, 3*time.Second)
 	fx.gw.CLI(t, "", "verify", "--tenant", fxTenant, "--all")
 
 	data, err := os.ReadFile(path)

@@ -55,22 +55,11 @@ func rtpPcap(s rtpStream) ([]byte, error) {
 	dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, 2}), 40002)
 	var ts uint32
 	for i, payload := range s.Frames {
-		pkt := rtp.Packet{
-			Header: rtp.Header{
-				Version:        2,
-				Marker:         i == 0,
-				PayloadType:    s.PayloadType,
-				SequenceNumber: uint16(i + 1),
-				Timestamp:      ts,
-				SSRC:           s.SSRC,
-			},
-			Payload: payload,
+		raw, err := s.packet(i, uint16(i+1), ts)
+		if err != nil {
+			return nil, err
 		}
 		ts += uint32(len(payload))
-		raw, err := pkt.Marshal()
-		if err != nil {
-			return nil, fmt.Errorf("marshal rtp %d: %w", i, err)
-		}
 		frame := ethernetUDP(src, dst, uint16(i), raw)
 		at := pcapEpoch.Add(time.Duration(i) * interval)
 		le(uint32(at.Unix()))

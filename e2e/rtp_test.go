@@ -31,6 +31,26 @@ type rtpStream struct {
 	Delay       time.Duration // silence before the first packet
 }
 
+// packet marshals frame i as RTP (marker on the first frame).
+func (s rtpStream) packet(i int, seq uint16, ts uint32) ([]byte, error) {
+	pkt := rtp.Packet{
+		Header: rtp.Header{
+			Version:        2,
+			Marker:         i == 0,
+			PayloadType:    s.PayloadType,
+			SequenceNumber: seq,
+			Timestamp:      ts,
+			SSRC:           s.SSRC,
+		},
+		Payload: s.Frames[i],
+	}
+	raw, err := pkt.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("marshal rtp frame %d: %w", i, err)
+	}
+	return raw, nil
+}
+
 // toneStream encodes pcm with codec into a stream.
 func toneStream(codec g711Codec, ssrc uint32, pcm []int16) rtpStream {
 	return rtpStream{PayloadType: codec.PayloadType, SSRC: ssrc, Frames: codec.Encode(pcm)}
@@ -188,20 +208,9 @@ func (p *rtpPeer) Send(ctx context.Context, to netip.AddrPort, s rtpStream) erro
 	seq := uint16(1000)
 	ts := uint32(160_000)
 	for i, payload := range s.Frames {
-		pkt := rtp.Packet{
-			Header: rtp.Header{
-				Version:        2,
-				Marker:         i == 0,
-				PayloadType:    s.PayloadType,
-				SequenceNumber: seq,
-				Timestamp:      ts,
-				SSRC:           s.SSRC,
-			},
-			Payload: payload,
-		}
-		raw, err := pkt.Marshal()
+		raw, err := s.packet(i, seq, ts)
 		if err != nil {
-			return fmt.Errorf("marshal rtp: %w", err)
+			return err
 		}
 		if _, err := p.conn.WriteToUDPAddrPort(raw, to); err != nil {
 			return fmt.Errorf("send rtp to %s: %w", to, err)

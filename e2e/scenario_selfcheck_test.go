@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 	"testing"
@@ -28,6 +29,16 @@ func sippPair(t *testing.T, uasScenario string, uas SIPpOptions, uacScenario str
 		t.Fatalf("uas %s did not finish", uasScenario)
 	}
 	return server, client
+}
+
+// againstResponder runs a UAC scenario against a Go sipResponder.
+func againstResponder(t *testing.T, ro responderOptions, scenario string, o SIPpOptions) (*sipResponder, *SIPp) {
+	t.Helper()
+	r := startSIPResponder(t, ro)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o.Remote = r.Addr()
+	return r, runSIPp(t, ctx, scenario, o)
 }
 
 func wantExit(t *testing.T, s *SIPp, code int) {
@@ -88,6 +99,7 @@ func telephoneEvents(pkts []rtpPacket) (events []uint8, ended []bool) {
 
 func TestScenarioSelfCheck(t *testing.T) {
 	requireTool(t, "sipp")
+	alicePW := &digestCheck{Realm: "blackbox", Username: "alice", Password: "pw"}
 
 	t.Run("register", func(t *testing.T) {
 		t.Parallel()
@@ -216,10 +228,8 @@ func TestScenarioSelfCheck(t *testing.T) {
 	}{{403, "Forbidden"}, {404, "Not Found"}, {480, "Temporarily Unavailable"}, {503, "Service Unavailable"}} {
 		t.Run(fmt.Sprintf("expect %d", tc.code), func(t *testing.T) {
 			t.Parallel()
-			carrier := startSIPResponder(t, responderOptions{Code: tc.code, Reason: tc.reason})
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			uac := runSIPp(t, ctx, fmt.Sprintf("uac-expect-%d", tc.code), SIPpOptions{Remote: carrier.Addr(), Service: "+15550100005"})
+			carrier, uac := againstResponder(t, responderOptions{Code: tc.code, Reason: tc.reason},
+				fmt.Sprintf("uac-expect-%d", tc.code), SIPpOptions{Service: "+15550100005"})
 			wantExit(t, uac, sippAllOK)
 			if invites, acks := carrier.Counts(); invites != 1 || acks != 1 {
 				t.Errorf("carrier saw %d INVITEs and %d ACKs, want 1 and 1 (a wrong ACK branch makes it retransmit)", invites, acks)
@@ -229,20 +239,15 @@ func TestScenarioSelfCheck(t *testing.T) {
 
 	t.Run("expect 503 fails on another code", func(t *testing.T) {
 		t.Parallel()
-		carrier := startSIPResponder(t, responderOptions{Code: 486, Reason: "Busy Here"})
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		uac := runSIPp(t, ctx, "uac-expect-503", SIPpOptions{Remote: carrier.Addr(), Service: "+15550100006", Timeout: 5 * time.Second})
+		_, uac := againstResponder(t, responderOptions{Code: 486, Reason: "Busy Here"},
+			"uac-expect-503", SIPpOptions{Service: "+15550100006", Timeout: 5 * time.Second})
 		wantExit(t, uac, sippSomeFailed)
 	})
 
 	t.Run("expect 503 after a 407 challenge", func(t *testing.T) {
 		t.Parallel()
-		gw := startSIPResponder(t, responderOptions{Code: 503, Reason: "Service Unavailable",
-			Challenge: &digestCheck{Realm: "blackbox", Username: "alice", Password: "pw"}})
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		uac := runSIPp(t, ctx, "uac-expect-503", SIPpOptions{Remote: gw.Addr(), Service: "+15550100016", AuthUser: "alice", AuthPass: "pw"})
+		gw, uac := againstResponder(t, responderOptions{Code: 503, Reason: "Service Unavailable", Challenge: alicePW},
+			"uac-expect-503", SIPpOptions{Service: "+15550100016", AuthUser: "alice", AuthPass: "pw"})
 		wantExit(t, uac, sippAllOK)
 		if invites, acks := gw.Counts(); invites != 2 || acks != 2 {
 			t.Errorf("%d INVITEs and %d ACKs, want 2 and 2", invites, acks)
@@ -265,11 +270,9 @@ func TestScenarioSelfCheck(t *testing.T) {
 			algs []string
 			exit int
 		}{{[]string{"MD5", "SHA-256"}, sippAllOK}, {[]string{"SHA-256", "MD5"}, 255}} {
-			gw := startSIPResponder(t, responderOptions{Code: 503, Reason: "Service Unavailable",
-				Challenge: &digestCheck{Realm: "blackbox", Username: "alice", Password: "pw", Algorithms: tc.algs}})
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			uac := runSIPp(t, ctx, "uac-expect-503", SIPpOptions{Remote: gw.Addr(), Service: "+15550100018", AuthUser: "alice", AuthPass: "pw", Timeout: 5 * time.Second})
-			cancel()
+			gw, uac := againstResponder(t, responderOptions{Code: 503, Reason: "Service Unavailable",
+				Challenge: &digestCheck{Realm: "blackbox", Username: "alice", Password: "pw", Algorithms: tc.algs}},
+				"uac-expect-503", SIPpOptions{Service: "+15550100018", AuthUser: "alice", AuthPass: "pw", Timeout: 5 * time.Second})
 			if got := uac.ExitCode(); got != tc.exit {
 				t.Errorf("challenges %v: sipp exit %d, want %d", tc.algs, got, tc.exit)
 			}
@@ -281,10 +284,8 @@ func TestScenarioSelfCheck(t *testing.T) {
 
 	t.Run("register against a real digest check", func(t *testing.T) {
 		t.Parallel()
-		reg := startSIPResponder(t, responderOptions{Challenge: &digestCheck{Realm: "blackbox", Username: "dave", Password: "pw"}})
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c := runSIPp(t, ctx, "register", SIPpOptions{Remote: reg.Addr(), Service: "dave", AuthUser: "dave", AuthPass: "pw"})
+		reg, c := againstResponder(t, responderOptions{Challenge: &digestCheck{Realm: "blackbox", Username: "dave", Password: "pw"}},
+			"register", SIPpOptions{Service: "dave", AuthUser: "dave", AuthPass: "pw"})
 		wantExit(t, c, sippAllOK)
 		if auths := reg.Auths(); len(auths) != 1 || !auths[0].Valid || auths[0].URI != auths[0].RURI {
 			t.Errorf("REGISTER credentials %+v", auths)
@@ -293,11 +294,8 @@ func TestScenarioSelfCheck(t *testing.T) {
 
 	t.Run("wrong password after a 407 is refused", func(t *testing.T) {
 		t.Parallel()
-		gw := startSIPResponder(t, responderOptions{Code: 503, Reason: "Service Unavailable",
-			Challenge: &digestCheck{Realm: "blackbox", Username: "alice", Password: "pw"}})
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		uac := runSIPp(t, ctx, "uac-expect-403", SIPpOptions{Remote: gw.Addr(), Service: "+15550100017", AuthUser: "alice", AuthPass: "bad"})
+		gw, uac := againstResponder(t, responderOptions{Code: 503, Reason: "Service Unavailable", Challenge: alicePW},
+			"uac-expect-403", SIPpOptions{Service: "+15550100017", AuthUser: "alice", AuthPass: "bad"})
 		wantExit(t, uac, sippAllOK)
 		if auths := gw.Auths(); len(auths) != 1 || auths[0].Valid {
 			t.Errorf("a wrong password passed the digest check: %+v", auths)
@@ -386,39 +384,37 @@ func TestScenarioSelfCheck(t *testing.T) {
 		}
 	})
 
-	t.Run("caller sends DTMF 1 and stays", func(t *testing.T) {
-		t.Parallel()
-		carrier := newRTPPeer(t)
-		uas, uac := sippPair(t,
-			"uas-answer", SIPpOptions{Keys: rtpKeys(carrier)},
-			"uac-call-dtmf", SIPpOptions{Service: "+15550100011", Pause: 700 * time.Millisecond})
-		wantExit(t, uas, sippAllOK)
-		wantExit(t, uac, sippAllOK)
-		assertDigit(t, carrier.Received(), 1)
-	})
-
-	t.Run("caller sends DTMF 2 and is hung up on", func(t *testing.T) {
-		t.Parallel()
-		carrier := newRTPPeer(t)
-		uas, uac := sippPair(t,
-			"uas-answer-bye", SIPpOptions{Pause: 2 * time.Second, Keys: rtpKeys(carrier)},
-			"uac-call-dtmf-expect-bye", SIPpOptions{Service: "+15550100012", Pause: 700 * time.Millisecond,
-				Keys: map[string]string{"dtmf": "dtmf_2833_2.pcap"}})
-		wantExit(t, uas, sippAllOK)
-		wantExit(t, uac, sippAllOK)
-		assertDigit(t, carrier.Received(), 2)
-	})
-
-	t.Run("callee sends DTMF", func(t *testing.T) {
-		t.Parallel()
-		rep := newRTPPeer(t)
-		uas, uac := sippPair(t,
-			"uas-answer-dtmf", SIPpOptions{Pause: 500 * time.Millisecond},
-			"uac-call", SIPpOptions{Service: "+15550100013", Pause: 1500 * time.Millisecond, Keys: rtpKeys(rep)})
-		wantExit(t, uas, sippAllOK)
-		wantExit(t, uac, sippAllOK)
-		assertDigit(t, rep.Received(), 1)
-	})
+	// DTMF: the digit's RFC 4733 events reach the peer on the other side.
+	for _, tc := range []struct {
+		name          string
+		uas           string
+		uasPause      time.Duration
+		uac           string
+		uacPause      time.Duration
+		dtmf          string
+		digit         uint8
+		peerOnUASSide bool // the sender is the UAC, so the UAS's SDP points at the peer
+	}{
+		{"caller sends DTMF 1 and stays", "uas-answer", 0, "uac-call-dtmf", 700 * time.Millisecond, "dtmf_2833_1.pcap", 1, true},
+		{"caller sends DTMF 2 and is hung up on", "uas-answer-bye", 2 * time.Second, "uac-call-dtmf-expect-bye", 700 * time.Millisecond, "dtmf_2833_2.pcap", 2, true},
+		{"callee sends DTMF", "uas-answer-dtmf", 500 * time.Millisecond, "uac-call", 1500 * time.Millisecond, "dtmf_2833_1.pcap", 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			peer := newRTPPeer(t)
+			uasOpts := SIPpOptions{Pause: tc.uasPause, Keys: map[string]string{"dtmf": tc.dtmf}}
+			uacOpts := SIPpOptions{Service: "+15550100011", Pause: tc.uacPause, Keys: map[string]string{"dtmf": tc.dtmf}}
+			target := &uacOpts
+			if tc.peerOnUASSide {
+				target = &uasOpts
+			}
+			maps.Copy(target.Keys, rtpKeys(peer))
+			uas, uac := sippPair(t, tc.uas, uasOpts, tc.uac, uacOpts)
+			wantExit(t, uas, sippAllOK)
+			wantExit(t, uac, sippAllOK)
+			assertDigit(t, peer.Received(), tc.digit)
+		})
+	}
 
 	t.Run("caller ID check", func(t *testing.T) {
 		t.Parallel()
