@@ -62,8 +62,8 @@ func freePort(t testing.TB) int {
 	return 0
 }
 
-// freeUDPPort returns a UDP port free on 127.0.0.1; even when asked (RTP).
-func freeUDPPort(t testing.TB, even bool) int {
+// freeUDPPort returns a UDP port free on 127.0.0.1 (SIPp's control port).
+func freeUDPPort(t testing.TB) int {
 	t.Helper()
 	for range 200 {
 		u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -72,9 +72,6 @@ func freeUDPPort(t testing.TB, even bool) int {
 		}
 		p := u.LocalAddr().(*net.UDPAddr).Port
 		u.Close()
-		if even && p%2 != 0 {
-			continue
-		}
 		if claim(p) {
 			return p
 		}

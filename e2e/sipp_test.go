@@ -221,7 +221,7 @@ func startSIPpProcess(t *testing.T, ctx context.Context, scenario string, o SIPp
 		"-p", strconv.Itoa(o.LocalPort),
 		"-mi", o.LocalIP,
 		"-mp", strconv.Itoa(o.MediaPort),
-		"-cp", strconv.Itoa(freeUDPPort(t, false)),
+		"-cp", strconv.Itoa(freeUDPPort(t)),
 		"-m", strconv.Itoa(o.Calls),
 		"-timeout", fmt.Sprintf("%dms", o.Timeout.Milliseconds()), "-timeout_error",
 		"-nostdin",
