@@ -193,6 +193,30 @@ func TestGatewayInboundCall(t *testing.T) {
 	assertIdle(t, fx.gw)
 }
 
+// TestGatewayInboundRejections: an unknown number gets 404, a user with
+// no registered phone 480.
+func TestGatewayInboundRejections(t *testing.T) {
+	fx := newCallFixture(t, GatewayOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, tc := range []struct{ number, scenario string }{
+		{"+15550100777", "uac-expect-404"},
+		{fxRepCallerID, "uac-expect-480"},
+	} {
+		runSIPp(t, ctx, tc.scenario, fx.trunkCaller(SIPpOptions{Service: tc.number})).RequireSuccess(t)
+	}
+	assertIdle(t, fx.gw)
+}
+
+// TestGatewayTrunkAuth: a carrier that challenges gets the trunk's digest
+// credentials, and the call goes through.
+func TestGatewayTrunkAuth(t *testing.T) {
+	fx := newCallFixture(t, GatewayOptions{}, func(s *TrunkSpec) { s.Username, s.Password = "acme-trunk", "trunk-secret" })
+	fx.pair(t, "uas-answer-auth", SIPpOptions{Keys: map[string]string{"user": "acme-trunk", "pass": "trunk-secret"}},
+		"uac-call", SIPpOptions{Pause: 500 * time.Millisecond})
+	assertIdle(t, fx.gw)
+}
+
 // TestGatewayCancel is item 4: the rep cancels while the carrier rings.
 func TestGatewayCancel(t *testing.T) {
 	fx := newCallFixture(t, GatewayOptions{})

@@ -62,7 +62,7 @@ type callFixture struct {
 // newCallFixture provisions with the CLI before `serve` starts, then
 // starts it. The trunk's port is reserved; start the carrier's SIPp on
 // fx.trunkPort (or leave it closed for an unreachable trunk).
-func newCallFixture(t *testing.T, opts GatewayOptions) *callFixture {
+func newCallFixture(t *testing.T, opts GatewayOptions, trunkMods ...func(*TrunkSpec)) *callFixture {
 	t.Helper()
 	requireServe(t)
 	requireTool(t, "sipp")
@@ -72,7 +72,11 @@ func newCallFixture(t *testing.T, opts GatewayOptions) *callFixture {
 	gw.AddTenant(t, fxTenant, "--default-country", "US")
 	gw.AddUser(t, fxTenant, fxRep, fxRepPass, "rep", "--caller-id", fxRepCallerID)
 	gw.AddNumber(t, fxTenant, fxRepCallerID, fxRep)
-	gw.AddTrunk(t, TrunkSpec{Tenant: fxTenant, Name: "carrier", Address: fx.trunkAddr, Transport: "udp", InboundFrom: []string{carrierIP + "/32"}})
+	trunk := TrunkSpec{Tenant: fxTenant, Name: "carrier", Address: fx.trunkAddr, Transport: "udp", InboundFrom: []string{carrierIP + "/32"}}
+	for _, mod := range trunkMods {
+		mod(&trunk)
+	}
+	gw.AddTrunk(t, trunk)
 	gw.Start(t)
 	return fx
 }
