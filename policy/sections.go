@@ -228,12 +228,14 @@ func (d *decoder) rates(n *yaml.Node, path string, sp *spendRules) {
 		}
 		d.fields(item, p, map[string]field{
 			"prefix": func(v *yaml.Node, p string) {
+				have.prefix = true
 				if s, ok := d.str(v, p); ok {
-					r.prefix, have.prefix = d.parsePrefix(v, p, s)
+					r.prefix, _ = d.parsePrefix(v, p, s)
 				}
 			},
 			"per_minute": func(v *yaml.Node, p string) {
-				r.perMinute, have.price = d.integer(v, p, 0, 1<<40)
+				r.perMinute, _ = d.integer(v, p, 0, 1<<40)
+				have.price = true
 			},
 			"increment": seconds(&r.increment, time.Second),
 			"minimum":   seconds(&r.minimum, 0),
@@ -274,7 +276,8 @@ func (d *decoder) anomaly(n *yaml.Node, path string, t *tenantRules) {
 func (d *decoder) anomalyRule(n *yaml.Node, path string, r *store.AnomalyRule) {
 	window := func(dst *time.Duration, seen *bool) field {
 		return func(v *yaml.Node, p string) {
-			*dst, *seen = d.duration(v, p, time.Second, maxWindow)
+			*dst, _ = d.duration(v, p, time.Second, maxWindow)
+			*seen = true
 		}
 	}
 	required := func(v *yaml.Node, p string, ok bool, what string) {
@@ -288,7 +291,8 @@ func (d *decoder) anomalyRule(n *yaml.Node, path string, r *store.AnomalyRule) {
 			var hasMax, hasWin bool
 			d.fields(v, p, map[string]field{
 				"max": func(v *yaml.Node, p string) {
-					x.MaxAttempts, hasMax = d.positiveInt(v, p)
+					x.MaxAttempts, _ = d.positiveInt(v, p)
+					hasMax = true
 				},
 				"window": window(&x.AttemptsWindow, &hasWin),
 			}, nil)
@@ -319,9 +323,8 @@ func (d *decoder) anomalyRule(n *yaml.Node, path string, r *store.AnomalyRule) {
 			var hasMax, hasWin bool
 			d.fields(v, p, map[string]field{
 				"max_percent": func(v *yaml.Node, p string) {
-					var pct int64
-					pct, hasMax = d.integer(v, p, 1, 99)
-					x.MaxFailedPercent = int(pct)
+					pct, _ := d.integer(v, p, 1, 99)
+					x.MaxFailedPercent, hasMax = int(pct), true
 				},
 				"min_calls": func(v *yaml.Node, p string) { x.MinCalls, _ = d.positiveInt(v, p) },
 				"short_call": func(v *yaml.Node, p string) {

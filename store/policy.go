@@ -386,7 +386,7 @@ func addSpend(ctx context.Context, q querier, tenantID, userID string, day, amou
 }
 
 // subject narrows a query to one user, or (userID "") to the whole tenant.
-// It is spelled out per case rather than ($2 = '' OR user_id = $2) so the
+// It is spelled out per case rather than ($2 = ” OR user_id = $2) so the
 // planner can use the user index; $2 stays bound either way.
 func subject(userID string) string {
 	if userID == "" {
