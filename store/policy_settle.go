@@ -254,3 +254,17 @@ func (db *DB) PolicyAudit(ctx context.Context, tenantID, action, object string, 
 	}
 	return s.Audit(ctx, action, object, details)
 }
+
+// PolicySpent is the settled spend of one user (or with userID "" the whole
+// tenant) on the days starting at or after from, in minor units.
+func (s *Scope) PolicySpent(ctx context.Context, userID string, from time.Time) (int64, error) {
+	var n int64
+	err := s.read(ctx, func(q querier) error {
+		return q.QueryRow(ctx, `SELECT COALESCE(SUM(amount), 0) FROM policy_spend WHERE tenant_id = $1 AND user_id = $2 AND day >= $3`,
+			s.p.tenantID, userID, ms(from)).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("policy spent: %w", err)
+	}
+	return n, nil
+}
