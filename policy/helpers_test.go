@@ -40,7 +40,7 @@ func (c *clock) Advance(d time.Duration) {
 // fixture is one SQLite store in a temp dir with tenant acme and users, and
 // an engine on a policy file.
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	dsn     string
 	file    string
@@ -56,7 +56,7 @@ type fixture struct {
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func newFixture(t *testing.T, policy string, users ...string) *fixture {
+func newFixture(t testing.TB, policy string, users ...string) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{t: t, dir: t.TempDir(), clock: newClock(), users: map[string]store.User{}, numbers: map[string][]string{}}

@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math"
 	"time"
 )
 
@@ -109,9 +107,15 @@ type PolicyVerdict struct {
 	Suspension *Suspension
 }
 
-// lockTenant serialises one tenant's policy transactions: a no-op cost on
-// SQLite (one writer), the cross-node row lock on Postgres.
-func lockTenant(ctx context.Context, q querier, tenantID string) error {
+// lockTenant serialises one tenant's policy transactions across nodes. On
+// Postgres the upsert takes the tenant's policy_locks row lock until commit,
+// so two nodes' check-and-reserve of one tenant run one after the other.
+// SQLite needs none: every write transaction is BEGIN IMMEDIATE, which
+// already serialises writers, across processes too.
+func (db *DB) lockTenant(ctx context.Context, q querier, tenantID string) error {
+	if db.b.name() == "sqlite" {
+		return nil
+	}
 	_, err := q.Exec(ctx, `INSERT INTO policy_locks (tenant_id, seq) VALUES ($1, 1)
 		ON CONFLICT (tenant_id) DO UPDATE SET seq = policy_locks.seq + 1`, tenantID)
 	if err != nil {
@@ -146,7 +150,7 @@ func (db *DB) PolicyAdmit(ctx context.Context, a PolicyAdmission) (PolicyVerdict
 	var v PolicyVerdict
 	err = s.write(ctx, func(q querier) error {
 		v = PolicyVerdict{}
-		if err := lockTenant(ctx, q, a.TenantID); err != nil {
+		if err := db.lockTenant(ctx, q, a.TenantID); err != nil {
 			return err
 		}
 		if err := admitChecks(ctx, q, a, &v); err != nil {
@@ -198,189 +202,16 @@ func (db *DB) PolicyAdmit(ctx context.Context, a PolicyAdmission) (PolicyVerdict
 	return v, nil
 }
 
-// admitChecks fills v.Limit with the first counted limit that fails, in the
-// order an admin reads them: suspension, anomaly, concurrency, rate, spend.
-// A call already denied by the policy is only checked for anomalies.
-func admitChecks(ctx context.Context, q querier, a PolicyAdmission, v *PolicyVerdict) error {
-	if susp, err := activeSuspension(ctx, q, a.TenantID, a.UserID); err != nil {
-		return err
-	} else if susp != nil {
-		v.Limit, v.Detail = LimitSuspended, suspendedDetail(susp)
-		return nil
-	}
-	for _, subj := range []struct {
-		user string
-		rule AnomalyRule
-	}{{a.UserID, a.Anomaly.User}, {"", a.Anomaly.Tenant}} {
-		cause, detail, err := attemptAnomaly(ctx, q, a, subj.user, subj.rule)
-		if err != nil {
-			return err
-		}
-		if cause != "" {
-			v.Limit, v.Detail = LimitSuspended, detail
-			v.Suspension = &Suspension{ID: newID(), TenantID: a.TenantID, UserID: subj.user, Cause: cause, Detail: detail, CreatedAt: a.At.UTC()}
-			if subj.user != "" {
-				v.Suspension.Username = a.Username
-			}
-			return nil
-		}
-	}
-	if a.Denied != "" && !a.DryRun {
-		return nil
-	}
-	return limitChecks(ctx, q, a, v)
-}
-
-func limitChecks(ctx context.Context, q querier, a PolicyAdmission, v *PolicyVerdict) error {
-	now := ms(a.At)
-	l := a.Limits
-	if l.UserConcurrent > 0 {
-		n, err := countActive(ctx, q, a.TenantID, a.UserID, now, l.UserConcurrent)
-		if err != nil {
-			return err
-		}
-		if n >= l.UserConcurrent {
-			v.Limit, v.Detail = LimitConcurrent, fmt.Sprintf("user already has %d active calls (limit %d)", n, l.UserConcurrent)
-			return nil
-		}
-	}
-	if l.TenantConcurrent > 0 {
-		n, err := countActive(ctx, q, a.TenantID, "", now, l.TenantConcurrent)
-		if err != nil {
-			return err
-		}
-		if n >= l.TenantConcurrent {
-			v.Limit, v.Detail = LimitConcurrent, fmt.Sprintf("tenant already has %d active calls (limit %d)", n, l.TenantConcurrent)
-			return nil
-		}
-	}
-	for _, w := range []struct {
-		user   string
-		limit  int
-		window time.Duration
-		what   string
-	}{
-		{a.UserID, l.UserPerMinute, time.Minute, "user calls per minute"},
-		{a.UserID, l.UserPerHour, time.Hour, "user calls per hour"},
-		{"", l.TenantPerSecond, time.Second, "tenant calls per second"},
-	} {
-		if w.limit <= 0 {
-			continue
-		}
-		retry, full, err := windowFull(ctx, q, a.TenantID, w.user, a.At, w.window, w.limit)
-		if err != nil {
-			return err
-		}
-		if full {
-			v.Limit, v.RetryAfter = LimitRate, retry
-			v.Detail = fmt.Sprintf("%s limit %d reached; room again in %s", w.what, w.limit, retry)
-			return nil
-		}
-	}
-	if a.Reserve > 0 && a.Spend.capped() {
-		head, which, err := spendHeadroom(ctx, q, a.TenantID, a.UserID, a.Spend)
-		if err != nil {
-			return err
-		}
-		if head < a.Reserve {
-			v.Limit = LimitSpend
-			v.Detail = fmt.Sprintf("%s: %d left, this call reserves %d", which, max(head, 0), a.Reserve)
-		}
-	}
-	return nil
-}
-
-// countActive counts live slots of a user ("" = the whole tenant), stopping
-// at limit so the cost stays bounded however many calls run.
-func countActive(ctx context.Context, q querier, tenantID, userID string, now int64, limit int) (int, error) {
-	var n int
-	err := q.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM policy_attempts
-		WHERE tenant_id = $1 AND state = 'active' AND `+subject(userID)+` AND expires_at > $3 AND deadline_at > $3
-		LIMIT $4) t`, tenantID, userID, now, limit).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count active calls: %w", err)
-	}
-	return n, nil
-}
-
-// windowFull reports whether limit admitted attempts already sit in the
-// sliding window, and when the oldest of them leaves it.
-func windowFull(ctx context.Context, q querier, tenantID, userID string, at time.Time, window time.Duration, limit int) (time.Duration, bool, error) {
-	var oldest int64
-	var err error
-	if userID != "" {
-		err = q.QueryRow(ctx, `SELECT at FROM policy_attempts WHERE tenant_id = $1 AND user_id = $2 AND at > $3 AND admitted = 1
-			ORDER BY at DESC LIMIT 1 OFFSET $4`, tenantID, userID, ms(at.Add(-window)), limit-1).Scan(&oldest)
-	} else {
-		err = q.QueryRow(ctx, `SELECT at FROM policy_attempts WHERE tenant_id = $1 AND at > $2 AND admitted = 1
-			ORDER BY at DESC LIMIT 1 OFFSET $3`, tenantID, ms(at.Add(-window)), limit-1).Scan(&oldest)
-	}
-	if errors.Is(err, ErrNotFound) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("count window: %w", err)
-	}
-	retry := time.UnixMilli(oldest).Add(window).Sub(at)
-	// SIP Retry-After counts whole seconds; round up so a retry then passes.
-	retry = ((retry + time.Second - 1) / time.Second) * time.Second
-	return max(retry, time.Second), true, nil
-}
-
-// spendHeadroom is what the tightest cap still allows: cap minus settled
-// spend minus every unsettled reservation. It names that cap.
-func spendHeadroom(ctx context.Context, q querier, tenantID, userID string, sp PolicySpend) (int64, string, error) {
-	head, which := int64(math.MaxInt64), ""
-	for _, c := range []struct {
-		user  string
-		cap   int64
-		month bool
-		name  string
-	}{
-		{"", sp.TenantDaily, false, "tenant daily spend cap"},
-		{"", sp.TenantMonthly, true, "tenant monthly spend cap"},
-		{userID, sp.UserDaily, false, "user daily spend cap"},
-		{userID, sp.UserMonthly, true, "user monthly spend cap"},
-	} {
-		if c.cap <= 0 {
-			continue
-		}
-		var spent, reserved int64
-		var err error
-		if c.month {
-			err = q.QueryRow(ctx, `SELECT COALESCE(SUM(amount), 0) FROM policy_spend WHERE tenant_id = $1 AND user_id = $2 AND day >= $3`,
-				tenantID, c.user, ms(sp.Month)).Scan(&spent)
-		} else {
-			err = q.QueryRow(ctx, `SELECT COALESCE(SUM(amount), 0) FROM policy_spend WHERE tenant_id = $1 AND user_id = $2 AND day = $3`,
-				tenantID, c.user, ms(sp.Day)).Scan(&spent)
-		}
-		if err != nil {
-			return 0, "", fmt.Errorf("read spend: %w", err)
-		}
-		err = q.QueryRow(ctx, `SELECT COALESCE(SUM(reserved), 0) FROM policy_attempts
-			WHERE tenant_id = $1 AND state = 'active' AND `+subject(c.user), tenantID, c.user).Scan(&reserved)
-		if err != nil {
-			return 0, "", fmt.Errorf("read reservations: %w", err)
-		}
-		if h := c.cap - spent - reserved; h < head {
-			head, which = h, c.name
-		}
-	}
-	return head, which, nil
-}
-
 // addSpend books a settled amount on the tenant's and the user's day.
 func addSpend(ctx context.Context, q querier, tenantID, userID string, day, amount int64) error {
 	if amount <= 0 {
 		return nil
 	}
-	for _, u := range []string{"", userID} {
-		_, err := q.Exec(ctx, `INSERT INTO policy_spend (tenant_id, user_id, day, amount) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (tenant_id, user_id, day) DO UPDATE SET amount = policy_spend.amount + excluded.amount`,
-			tenantID, u, day, amount)
-		if err != nil {
-			return fmt.Errorf("book spend: %w", err)
-		}
+	_, err := q.Exec(ctx, `INSERT INTO policy_spend (tenant_id, user_id, day, amount) VALUES ($1, '', $3, $4), ($1, $2, $3, $4)
+		ON CONFLICT (tenant_id, user_id, day) DO UPDATE SET amount = policy_spend.amount + excluded.amount`,
+		tenantID, userID, day, amount)
+	if err != nil {
+		return fmt.Errorf("book spend: %w", err)
 	}
 	return nil
 }

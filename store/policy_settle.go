@@ -27,7 +27,7 @@ func (db *DB) PolicyExtend(ctx context.Context, x PolicyExtension) (int64, error
 	var granted int64
 	err = s.write(ctx, func(q querier) error {
 		granted = 0
-		if err := lockTenant(ctx, q, x.TenantID); err != nil {
+		if err := db.lockTenant(ctx, q, x.TenantID); err != nil {
 			return err
 		}
 		var state string
@@ -93,15 +93,29 @@ func (db *DB) PolicySettle(ctx context.Context, st PolicySettlement) (PolicySett
 	var out PolicySettled
 	err = s.write(ctx, func(q querier) error {
 		out = PolicySettled{}
-		if err := lockTenant(ctx, q, st.TenantID); err != nil {
+		if err := db.lockTenant(ctx, q, st.TenantID); err != nil {
 			return err
 		}
+		c := newCounts(st.TenantID, st.UserID)
 		var state, userID string
-		var charged, day int64
-		err := q.QueryRow(ctx, `SELECT state, user_id, charged, day FROM policy_attempts WHERE tenant_id = $1 AND id = $2`,
-			st.TenantID, st.SlotID).Scan(&state, &userID, &charged, &day)
-		if err != nil {
+		var charged, day, at int64
+		c.add(&state, "a.state")
+		c.add(&userID, "a.user_id")
+		c.add(&charged, "a.charged")
+		c.add(&day, "a.day")
+		c.add(&at, "a.at")
+		var subjects []*failureReads
+		for _, f := range []*failureReads{{user: st.UserID, name: st.Username, rule: st.Anomaly.User}, {rule: st.Anomaly.Tenant}} {
+			if f.rule.MaxFailedPercent > 0 {
+				f.add(c, st.At)
+				subjects = append(subjects, f)
+			}
+		}
+		if err := c.runFrom(ctx, q, "policy_attempts a WHERE a.tenant_id = $1 AND a.id = "+c.arg(st.SlotID)); err != nil {
 			return fmt.Errorf("slot %s: %w", st.SlotID, err)
+		}
+		if userID != st.UserID {
+			return invalidf("slot %s belongs to another user", st.SlotID)
 		}
 		switch state {
 		case "done":
@@ -126,27 +140,15 @@ func (db *DB) PolicySettle(ctx context.Context, st PolicySettlement) (PolicySett
 		if err := addSpend(ctx, q, st.TenantID, userID, day, out.Charged); err != nil {
 			return err
 		}
-		for _, subj := range []struct {
-			user, name string
-			rule       AnomalyRule
-		}{{userID, st.Username, st.Anomaly.User}, {"", "", st.Anomaly.Tenant}} {
-			if subj.rule.MaxFailedPercent <= 0 {
-				continue
-			}
-			// A subject already stopped (itself, or its tenant) needs no second suspension.
-			if susp, err := activeSuspension(ctx, q, st.TenantID, subj.user); err != nil {
-				return err
-			} else if susp != nil {
-				continue
-			}
-			cause, detail, err := failureAnomaly(ctx, q, st.TenantID, subj.user, subj.name, st.At, subj.rule)
+		for _, f := range subjects {
+			cause, detail, err := f.check(ctx, q, st, at)
 			if err != nil {
 				return err
 			}
 			if cause == "" {
 				continue
 			}
-			out.Suspension = &Suspension{ID: newID(), TenantID: st.TenantID, UserID: subj.user, Username: subj.name,
+			out.Suspension = &Suspension{ID: newID(), TenantID: st.TenantID, UserID: f.user, Username: f.name,
 				Cause: cause, Detail: detail, CreatedAt: st.At.UTC()}
 			if st.DryRun {
 				return nil
@@ -159,6 +161,60 @@ func (db *DB) PolicySettle(ctx context.Context, st PolicySettlement) (PolicySett
 		return PolicySettled{}, fmt.Errorf("policy settle %s: %w", st.SlotID, err)
 	}
 	return out, nil
+}
+
+// failureReads are one subject's failure-share reads at settle time.
+type failureReads struct {
+	user, name string // user "" = the tenant
+	rule       AnomalyRule
+	start      int64
+	lifted     int64
+	suspended  int
+	total, bad int
+}
+
+func (f *failureReads) add(c *counts, at time.Time) {
+	f.start = ms(at.Add(-f.rule.FailuresWindow))
+	who := liftSubject(f.user)
+	c.add(&f.suspended, `(SELECT COUNT(*) FROM policy_suspensions WHERE tenant_id = $1 AND lifted_at = 0 AND user_id IN ('', `+who+`))`)
+	c.add(&f.lifted, `(SELECT COALESCE(MAX(lifted_at), 0) FROM policy_suspensions WHERE tenant_id = $1 AND user_id = `+who+`)`)
+	window := `FROM policy_attempts WHERE tenant_id = $1 AND ` + scope(f.user) + ` AND state = 'done' AND at > ` + c.arg(f.start)
+	c.add(&f.total, `(SELECT COUNT(*) `+window+`)`)
+	c.add(&f.bad, `(SELECT COUNT(*) `+window+` AND (answered = 0 OR talk_ms < `+c.arg(f.rule.ShortCall.Milliseconds())+`))`)
+}
+
+// check applies the failure-share rule with the call being settled
+// (admitted at callAt) counted. A subject already stopped needs no second
+// suspension; a lift inside the window restarts it there.
+func (f *failureReads) check(ctx context.Context, q querier, st PolicySettlement, callAt int64) (string, string, error) {
+	if f.suspended > 0 {
+		return "", "", nil
+	}
+	since := max(f.start, f.lifted)
+	if f.lifted > f.start {
+		err := q.QueryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN answered = 0 OR talk_ms < $4 THEN 1 ELSE 0 END), 0)
+			FROM policy_attempts WHERE tenant_id = $1 AND `+subject(f.user)+` AND at > $3 AND state = 'done'`,
+			st.TenantID, f.user, since, f.rule.ShortCall.Milliseconds()).Scan(&f.total, &f.bad)
+		if err != nil {
+			return "", "", fmt.Errorf("count failures: %w", err)
+		}
+	}
+	total, nbad := f.total, f.bad
+	if callAt > since { // this call was still active when the window was read
+		total++
+		if !st.Answered || st.Talk < f.rule.ShortCall {
+			nbad++
+		}
+	}
+	if total < max(f.rule.MinCalls, 1) || nbad*100 <= f.rule.MaxFailedPercent*total {
+		return "", "", nil
+	}
+	who := "user " + f.name
+	if f.user == "" {
+		who = "tenant"
+	}
+	return "failures", fmt.Sprintf("%s: %d of %d calls in %s failed or lasted under %s (limit %d%%)",
+		who, nbad, total, f.rule.FailuresWindow, f.rule.ShortCall, f.rule.MaxFailedPercent), nil
 }
 
 // PolicyRenew extends the lease of every live slot a node holds; a node
@@ -206,7 +262,7 @@ func (db *DB) PolicySweep(ctx context.Context, at time.Time, keep time.Duration)
 			return err
 		}
 		for _, s := range slots {
-			if err := lockTenant(ctx, q, s.tenant); err != nil {
+			if err := db.lockTenant(ctx, q, s.tenant); err != nil {
 				return err
 			}
 			if _, err := q.Exec(ctx, `UPDATE policy_attempts SET state = 'lapsed', charged = reserved, reserved = 0, ended_at = $1

@@ -75,106 +75,6 @@ func subjectObject(username string) string {
 	return "user:" + username
 }
 
-// anomalySince is where a subject's anomaly windows start: never before its
-// last lift, or the burst that caused a suspension would re-trip it at once.
-func anomalySince(ctx context.Context, q querier, tenantID, userID string, windowStart time.Time) (int64, error) {
-	var lifted int64
-	err := q.QueryRow(ctx, `SELECT COALESCE(MAX(lifted_at), 0) FROM policy_suspensions WHERE tenant_id = $1 AND user_id = $2`,
-		tenantID, userID).Scan(&lifted)
-	if err != nil {
-		return 0, fmt.Errorf("read last lift: %w", err)
-	}
-	return max(ms(windowStart), lifted), nil
-}
-
-// attemptAnomaly checks the attempt-count and spread rules of one subject
-// (a user, or "" for the tenant) with this attempt included.
-func attemptAnomaly(ctx context.Context, q querier, a PolicyAdmission, userID string, r AnomalyRule) (string, string, error) {
-	who := "user " + a.Username
-	if userID == "" {
-		who = "tenant"
-	}
-	if r.MaxAttempts > 0 {
-		since, err := anomalySince(ctx, q, a.TenantID, userID, a.At.Add(-r.AttemptsWindow))
-		if err != nil {
-			return "", "", err
-		}
-		var n int
-		err = q.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM policy_attempts
-			WHERE tenant_id = $1 AND `+subject(userID)+` AND at > $3 LIMIT $4) t`,
-			a.TenantID, userID, since, r.MaxAttempts).Scan(&n)
-		if err != nil {
-			return "", "", fmt.Errorf("count attempts: %w", err)
-		}
-		if n+1 > r.MaxAttempts {
-			return "attempts", fmt.Sprintf("%s made more than %d call attempts in %s", who, r.MaxAttempts, r.AttemptsWindow), nil
-		}
-	}
-	for _, sp := range []struct {
-		col, value, cause, what string
-		limit                   int
-	}{
-		{"country", a.Country, "spread_countries", "countries", r.MaxCountries},
-		{"prefix", a.Prefix, "spread_prefixes", "prefixes", r.MaxPrefixes},
-	} {
-		if sp.limit <= 0 || sp.value == "" {
-			continue
-		}
-		since, err := anomalySince(ctx, q, a.TenantID, userID, a.At.Add(-r.SpreadWindow))
-		if err != nil {
-			return "", "", err
-		}
-		// The distinct count can only grow when this value is new in the
-		// window; skip the count otherwise, it is the expensive query.
-		var one int
-		err = q.QueryRow(ctx, `SELECT 1 FROM policy_attempts WHERE tenant_id = $1 AND `+subject(userID)+`
-			AND `+sp.col+` = $3 AND at > $4 LIMIT 1`, a.TenantID, userID, sp.value, since).Scan(&one)
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return "", "", fmt.Errorf("read spread: %w", err)
-		}
-		var n int
-		err = q.QueryRow(ctx, `SELECT COUNT(DISTINCT `+sp.col+`) FROM policy_attempts WHERE tenant_id = $1
-			AND `+subject(userID)+` AND at > $3 AND `+sp.col+` <> ''`, a.TenantID, userID, since).Scan(&n)
-		if err != nil {
-			return "", "", fmt.Errorf("count spread: %w", err)
-		}
-		if n+1 > sp.limit {
-			return sp.cause, fmt.Sprintf("%s called more than %d %s in %s", who, sp.limit, sp.what, r.SpreadWindow), nil
-		}
-	}
-	return "", "", nil
-}
-
-// failureAnomaly checks the share of failed or very short settled calls.
-func failureAnomaly(ctx context.Context, q querier, tenantID, userID, username string, at time.Time, r AnomalyRule) (string, string, error) {
-	if r.MaxFailedPercent <= 0 {
-		return "", "", nil
-	}
-	since, err := anomalySince(ctx, q, tenantID, userID, at.Add(-r.FailuresWindow))
-	if err != nil {
-		return "", "", err
-	}
-	var total, bad int
-	err = q.QueryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN answered = 0 OR talk_ms < $4 THEN 1 ELSE 0 END), 0)
-		FROM policy_attempts WHERE tenant_id = $1 AND `+subject(userID)+` AND at > $3 AND state = 'done'`,
-		tenantID, userID, since, r.ShortCall.Milliseconds()).Scan(&total, &bad)
-	if err != nil {
-		return "", "", fmt.Errorf("count failures: %w", err)
-	}
-	if total < max(r.MinCalls, 1) || bad*100 <= r.MaxFailedPercent*total {
-		return "", "", nil
-	}
-	who := "user " + username
-	if userID == "" {
-		who = "tenant"
-	}
-	return "failures", fmt.Sprintf("%s: %d of %d calls in %s failed or lasted under %s (limit %d%%)",
-		who, bad, total, r.FailuresWindow, r.ShortCall, r.MaxFailedPercent), nil
-}
-
 // SuspensionFilter narrows Suspensions.
 type SuspensionFilter struct {
 	Username string // one user's; "" for all
@@ -213,7 +113,7 @@ func (s *Scope) LiftSuspensions(ctx context.Context, username string) ([]Suspens
 				return fmt.Errorf("user %s: %w", username, err)
 			}
 		}
-		if err := lockTenant(ctx, q, s.p.tenantID); err != nil {
+		if err := s.db.lockTenant(ctx, q, s.p.tenantID); err != nil {
 			return err
 		}
 		var err error
