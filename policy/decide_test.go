@@ -111,6 +111,12 @@ func TestDecideOutboundTable(t *testing.T) {
 			}
 		})
 	}
+	if got := f.e.RetentionDays("acme"); got != 90 {
+		t.Fatalf("retention of acme: %d", got)
+	}
+	if got := f.e.RetentionDays("unlisted"); got != DefaultRetentionDays {
+		t.Fatalf("retention of an unlisted tenant: %d", got)
+	}
 	if n := len(f.audits("policy.emergency")); n != 3 {
 		t.Fatalf("%d emergency audit events, want 3", n)
 	}

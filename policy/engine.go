@@ -138,6 +138,12 @@ func NewEngine(opts Options) (*Engine, error) {
 // Node is the name this engine's slots carry.
 func (e *Engine) Node() string { return e.node }
 
+// RetentionDays is how long a tenant keeps its recordings under the policy
+// serving now (the retention job asks per tenant name).
+func (e *Engine) RetentionDays(tenantName string) int {
+	return e.cur.Load().tenant(tenantName).retentionDays
+}
+
 // PolicyHash is the hash of the policy serving now.
 func (e *Engine) PolicyHash() string { return e.cur.Load().hash }
 

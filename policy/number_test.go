@@ -2,7 +2,10 @@ package policy
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 func TestParseDestination(t *testing.T) {
@@ -94,5 +97,25 @@ func TestAreaCodeTableCoversGeographicCodes(t *testing.T) {
 	}
 	if len(npaTable) < 300 {
 		t.Errorf("only %d area codes mapped; geocoding data not read?", len(npaTable))
+	}
+}
+
+// ParseDestination derives Valid from the number type; hold libphonenumber
+// to that equivalence over a spread of real and random numbers.
+func TestValidIsKnownType(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 3000; i++ {
+		cc := []string{"1", "44", "49", "33", "52", "61", "81", "882", "800", "7"}[i%10]
+		raw := "+" + cc
+		for n := 0; n < 6+rnd.IntN(7); n++ {
+			raw += string(rune('0' + rnd.IntN(10)))
+		}
+		num, err := phonenumbers.Parse(raw, "US")
+		if err != nil {
+			continue
+		}
+		if valid, typed := phonenumbers.IsValidNumber(num), phonenumbers.GetNumberType(num) != phonenumbers.UNKNOWN; valid != typed {
+			t.Fatalf("%s: IsValidNumber=%v but type known=%v", raw, valid, typed)
+		}
 	}
 }

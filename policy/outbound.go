@@ -110,7 +110,7 @@ func (e *Engine) DecideOutbound(ctx context.Context, r OutboundRequest) (Decisio
 }
 
 func (e *Engine) record(r OutboundRequest, d Decision) {
-	attrs := []any{"tenant", r.TenantName, "user", r.Username, "call_id", r.CallID, "number", d.Destination.E164,
+	attrs := []any{"tenant", r.TenantName, "user", r.Username, "role", r.Role, "call_id", r.CallID, "number", d.Destination.E164,
 		"policy", short(d.PolicyHash)}
 	switch {
 	case d.Reason == "":
