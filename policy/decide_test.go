@@ -124,7 +124,8 @@ func TestDecideOutboundTable(t *testing.T) {
 	if len(deny) != 9 {
 		t.Fatalf("%d denial audit events, want 9", len(deny))
 	}
-	if ev := deny[len(deny)-1]; ev.Object != "number:+441612345678" || ev.Details["reason"] != "country_not_allowed" || ev.Details["user"] != "alice" {
+	if ev := deny[len(deny)-1]; ev.Object != "number:+441612345678" || ev.Details["reason"] != "country_not_allowed" || ev.Details["user"] != "alice" ||
+		!strings.Contains(ev.Details["detail"].(string), "GB") {
 		t.Fatalf("first denial audit: %+v", ev)
 	}
 	if got := decisions(f.e, resultDeny, string(ReasonCountryNotAllowed)); got != 3 {
@@ -156,6 +157,14 @@ tenants:
 	}
 	if d := f.decide(f.e, f.req("alice", "+442079460000")); d.Reason != ReasonSuspended {
 		t.Fatalf("want suspended, got %q %s", d.Reason, d.Detail)
+	}
+	// A suspension in force explains a refusal before any other rule, in
+	// the answer and in the audit record alike.
+	if d := f.decide(f.e, f.req("alice", "+14155550100")); d.Reason != ReasonSuspended || !strings.Contains(d.Detail, "suspended since") {
+		t.Fatalf("blocked number while suspended: %q %s", d.Reason, d.Detail)
+	}
+	if evs := f.audits("policy.deny"); evs[0].Details["reason"] != "suspended" {
+		t.Fatalf("audit of the last refusal: %+v", evs[0])
 	}
 	// Suspended, over every limit, caller ID foreign: 911 still passes, twice
 	// at once, unannounced and audited.

@@ -65,7 +65,7 @@ func (e *Engine) DecideOutbound(ctx context.Context, r OutboundRequest) (Decisio
 	v, err := e.counters.PolicyAdmit(ctx, store.PolicyAdmission{
 		TenantID: r.TenantID, UserID: r.UserID, Username: r.Username, CallID: r.CallID, Node: e.node, At: at,
 		Number: number, Country: dest.Region, Prefix: spreadPrefix(dest.E164, t.prefixDigits),
-		Denied: string(reason), DryRun: t.dryRun,
+		Denied: string(reason), DeniedDetail: detail, DryRun: t.dryRun,
 		Limits: store.PolicyLimits{UserPerMinute: u.perMinute, UserPerHour: u.perHour, UserConcurrent: u.concurrent,
 			TenantConcurrent: t.concurrent, TenantPerSecond: t.perSecond},
 		Spend: t.spendOf(u, at), Reserve: reserve, Anomaly: t.anomaly,
@@ -81,10 +81,13 @@ func (e *Engine) DecideOutbound(ctx context.Context, r OutboundRequest) (Decisio
 	if v.Suspension != nil {
 		e.suspended(r.TenantName, v.Suspension, t.dryRun)
 	}
-	// A suspension in force before this attempt explains the refusal best;
-	// otherwise the first failing rule, static ones first.
-	if v.Limit != "" && (reason == "" || (v.Limit == store.LimitSuspended && v.Suspension == nil)) {
-		reason, detail, d.RetryAfter = Reason(v.Limit), v.Detail, v.RetryAfter
+	// The store decides which failing rule names the refusal (see
+	// PolicyVerdict.Reason), so the audit record and the answer agree.
+	if v.Reason != string(reason) {
+		reason, detail = Reason(v.Reason), v.ReasonDetail
+	}
+	if reason == ReasonRateLimited {
+		d.RetryAfter = v.RetryAfter
 	}
 	d.Reason, d.Detail = reason, detail
 	d.Allow = reason == "" || t.dryRun

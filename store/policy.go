@@ -82,6 +82,8 @@ type PolicyAdmission struct {
 	// Denied is a reason the policy already refused the call for (country,
 	// prefix, caller ID, ...): the attempt is counted, nothing is reserved.
 	Denied string
+	// DeniedDetail explains Denied in the audit record.
+	DeniedDetail string
 	// DryRun admits whatever fails and reports what would have been refused;
 	// no suspension is stored.
 	DryRun     bool
@@ -96,12 +98,17 @@ type PolicyAdmission struct {
 
 // PolicyVerdict is what an admission decided.
 type PolicyVerdict struct {
-	Admitted   bool        // a slot was taken (SlotID)
-	Limit      PolicyLimit // first counted limit that failed ("" none)
-	Detail     string
-	RetryAfter time.Duration // when a rate window will have room
-	SlotID     string
-	Reserved   int64
+	Admitted bool        // a slot was taken (SlotID)
+	Limit    PolicyLimit // first counted limit that failed ("" none)
+	Detail   string      // explains Limit
+	// Reason is what the attempt was recorded and audited under: Denied, or
+	// Limit when Denied is empty or a suspension was already in force
+	// (which explains a refusal best). "" when nothing failed.
+	Reason       string
+	ReasonDetail string
+	RetryAfter   time.Duration // when a rate window will have room
+	SlotID       string
+	Reserved     int64
 	// Suspension is set when this attempt tripped an anomaly rule (in dry
 	// run it is reported but not stored).
 	Suspension *Suspension
@@ -156,10 +163,11 @@ func (db *DB) PolicyAdmit(ctx context.Context, a PolicyAdmission) (PolicyVerdict
 		if err := admitChecks(ctx, q, a, &v); err != nil {
 			return err
 		}
-		reason := a.Denied
-		if reason == "" {
-			reason = string(v.Limit)
+		v.Reason, v.ReasonDetail = a.Denied, a.DeniedDetail
+		if v.Limit != "" && (a.Denied == "" || (v.Limit == LimitSuspended && v.Suspension == nil)) {
+			v.Reason, v.ReasonDetail = string(v.Limit), v.Detail
 		}
+		reason := v.Reason
 		v.Admitted = a.DryRun || reason == ""
 		if v.Suspension != nil && !a.DryRun {
 			if err := s.insertSuspension(ctx, q, v.Suspension); err != nil {
@@ -189,12 +197,8 @@ func (db *DB) PolicyAdmit(ctx context.Context, a PolicyAdmission) (PolicyVerdict
 		if a.DryRun {
 			action = "policy.dry_run"
 		}
-		detail := v.Detail
-		if a.Denied != "" {
-			detail = ""
-		}
 		return s.audit(ctx, q, action, "number:"+a.Number, map[string]any{
-			"user": a.Username, "call_id": a.CallID, "reason": reason, "detail": detail, "policy": a.PolicyHash})
+			"user": a.Username, "call_id": a.CallID, "reason": reason, "detail": v.ReasonDetail, "policy": a.PolicyHash})
 	})
 	if err != nil {
 		return PolicyVerdict{}, fmt.Errorf("policy admit %s: %w", a.CallID, err)
@@ -216,9 +220,9 @@ func addSpend(ctx context.Context, q querier, tenantID, userID string, day, amou
 	return nil
 }
 
-// subject narrows a query to one user, or (userID "") to the whole tenant.
-// It is spelled out per case rather than ($2 = ” OR user_id = $2) so the
-// planner can use the user index; $2 stays bound either way.
+// subject narrows a query whose $2 is the subject to one user, or (userID
+// empty) to the whole tenant. It is spelled out per case rather than as one
+// OR of both, so the planner can use the user index.
 func subject(userID string) string {
 	if userID == "" {
 		return "$2 = ''"
