@@ -76,7 +76,10 @@ type Engine struct {
 	// watcher's view of the file.
 	reloadMu sync.Mutex
 	stamp    fileStamp
-	badHash  string // the refused content, so it is reported once
+	// refusedKey names what the watcher last refused (the content's hash,
+	// or "missing"/"unreadable"), so one bad state is reported once, not
+	// on every poll.
+	refusedKey string
 }
 
 // emergencyAuditTimeout bounds how long an emergency call waits for its
@@ -202,7 +205,7 @@ func (e *Engine) apply(data []byte) error {
 	}
 	old := e.cur.Load()
 	e.cur.Store(snap)
-	e.badHash = ""
+	e.refusedKey = ""
 	e.m.reloads.WithLabelValues("ok").Inc()
 	attrs := []any{"file", e.file, "hash", short(snap.hash), "version", snap.version, "tenants", len(snap.tenants), "users", snap.users}
 	if old != nil {
@@ -212,8 +215,8 @@ func (e *Engine) apply(data []byte) error {
 	return nil
 }
 
-func (e *Engine) refused(err error, hash string) {
-	e.badHash = hash
+func (e *Engine) refused(err error, key string) {
+	e.refusedKey = key
 	e.m.reloads.WithLabelValues("error").Inc()
 	serving := "none"
 	if cur := e.cur.Load(); cur != nil {
@@ -257,7 +260,7 @@ func (e *Engine) watch() {
 	defer e.reloadMu.Unlock()
 	fi, err := os.Stat(e.file)
 	if err != nil {
-		if e.badHash != "missing" {
+		if e.refusedKey != "missing" {
 			e.refused(fmt.Errorf("watch policy: %w", err), "missing")
 		}
 		return
@@ -268,14 +271,14 @@ func (e *Engine) watch() {
 	}
 	st, data, err := readPolicy(e.file)
 	if err != nil {
-		if e.badHash != "unreadable" {
+		if e.refusedKey != "unreadable" {
 			e.refused(err, "unreadable")
 		}
 		return
 	}
 	e.stamp = st
 	h := hashOf(data)
-	if h == e.cur.Load().hash || h == e.badHash {
+	if h == e.cur.Load().hash || h == e.refusedKey {
 		return
 	}
 	_ = e.apply(data)

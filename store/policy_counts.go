@@ -13,15 +13,37 @@ import (
 // counts gathers the reads of one policy transaction into a single SELECT
 // of scalar subqueries. The SQLite driver prepares every statement afresh,
 // so parsing, not reading, dominated a decision made of twenty statements.
-// $1 is always the tenant and $2 the user ("" for tenant-wide reads).
+// $1 is the tenant; the user gets a parameter only once a read needs it,
+// since Postgres refuses a parameter it cannot type from its use.
 type counts struct {
-	cols []string
-	args []any
-	dest []any
+	cols    []string
+	args    []any
+	dest    []any
+	userID  string
+	userArg string
 }
 
 func newCounts(tenantID, userID string) *counts {
-	return &counts{args: []any{tenantID, userID}}
+	return &counts{args: []any{tenantID}, userID: userID}
+}
+
+// who is the user's parameter, or for userID "" the tenant's own rows ('').
+func (c *counts) who(userID string) string {
+	if userID == "" {
+		return "''"
+	}
+	if c.userArg == "" {
+		c.userArg = c.arg(c.userID)
+	}
+	return c.userArg
+}
+
+// scope narrows a read to the user, or for userID "" to the whole tenant.
+func (c *counts) scope(userID string) string {
+	if userID == "" {
+		return "1 = 1"
+	}
+	return "user_id = " + c.who(userID)
 }
 
 func (c *counts) arg(v any) string {
@@ -37,17 +59,8 @@ func (c *counts) add(dest any, expr string) {
 // attempts adds a count of the subject's attempts matching where, stopping
 // at limit so its cost stays bounded however busy the tenant is.
 func (c *counts) attempts(dest *int, userID, where string, limit int) {
-	c.add(dest, `(SELECT COUNT(*) FROM (SELECT 1 FROM policy_attempts WHERE tenant_id = $1 AND `+scope(userID)+
+	c.add(dest, `(SELECT COUNT(*) FROM (SELECT 1 FROM policy_attempts WHERE tenant_id = $1 AND `+c.scope(userID)+
 		` AND `+where+` LIMIT `+c.arg(limit)+`) t)`)
-}
-
-// scope narrows a read of counts to the user ($2), or for userID "" to the
-// whole tenant ($2 still holds the user the transaction is about).
-func scope(userID string) string {
-	if userID == "" {
-		return "1 = 1"
-	}
-	return "user_id = $2"
 }
 
 func (c *counts) run(ctx context.Context, q querier) error {
@@ -85,7 +98,7 @@ func (c *counts) headroom(sp PolicySpend) func() (int64, string) {
 		c.add(&reservedT, `(SELECT COALESCE(SUM(reserved), 0) FROM policy_attempts WHERE tenant_id = $1 AND state = 'active')`)
 	}
 	if sp.UserDaily > 0 || sp.UserMonthly > 0 {
-		c.add(&reservedU, `(SELECT COALESCE(SUM(reserved), 0) FROM policy_attempts WHERE tenant_id = $1 AND state = 'active' AND user_id = $2)`)
+		c.add(&reservedU, `(SELECT COALESCE(SUM(reserved), 0) FROM policy_attempts WHERE tenant_id = $1 AND state = 'active' AND `+c.scope(c.userID)+`)`)
 	}
 	for _, k := range []struct {
 		cap   int64
@@ -104,11 +117,13 @@ func (c *counts) headroom(sp PolicySpend) func() (int64, string) {
 		r := capRead{cap: k.cap, name: k.name, spent: new(int64), reserved: &reservedT}
 		who := "''"
 		if k.user {
-			who, r.reserved = "$2", &reservedU
+			who, r.reserved = c.who(c.userID), &reservedU
 		}
-		day := "day = " + c.arg(ms(sp.Day))
+		var day string
 		if k.month {
 			day = "day >= " + c.arg(ms(sp.Month))
+		} else {
+			day = "day = " + c.arg(ms(sp.Day))
 		}
 		c.add(r.spent, `(SELECT COALESCE(SUM(amount), 0) FROM policy_spend WHERE tenant_id = $1 AND user_id = `+who+` AND `+day+`)`)
 		caps = append(caps, r)
@@ -155,7 +170,7 @@ func admitChecks(ctx context.Context, q querier, a PolicyAdmission, v *PolicyVer
 	now := ms(a.At)
 	c := newCounts(a.TenantID, a.UserID)
 	var suspended int
-	c.add(&suspended, `(SELECT COUNT(*) FROM policy_suspensions WHERE tenant_id = $1 AND user_id IN ('', $2) AND lifted_at = 0)`)
+	c.add(&suspended, `(SELECT COUNT(*) FROM policy_suspensions WHERE tenant_id = $1 AND user_id IN ('', `+c.who(a.UserID)+`) AND lifted_at = 0)`)
 
 	var subjects []*anomalyReads
 	for _, s := range []*anomalyReads{{user: a.UserID, rule: a.Anomaly.User}, {user: "", rule: a.Anomaly.Tenant}} {
@@ -163,7 +178,7 @@ func admitChecks(ctx context.Context, q querier, a PolicyAdmission, v *PolicyVer
 			continue
 		}
 		subjects = append(subjects, s)
-		c.add(&s.lifted, `(SELECT COALESCE(MAX(lifted_at), 0) FROM policy_suspensions WHERE tenant_id = $1 AND user_id = `+liftSubject(s.user)+`)`)
+		c.add(&s.lifted, `(SELECT COALESCE(MAX(lifted_at), 0) FROM policy_suspensions WHERE tenant_id = $1 AND user_id = `+c.who(s.user)+`)`)
 		if s.rule.MaxAttempts > 0 {
 			c.attempts(&s.attempts, s.user, "at > "+c.arg(ms(a.At.Add(-s.rule.AttemptsWindow))), s.rule.MaxAttempts)
 		}
@@ -180,7 +195,8 @@ func admitChecks(ctx context.Context, q querier, a PolicyAdmission, v *PolicyVer
 	var activeUser, activeTenant, perMinute, perHour, perSecond int
 	var head func() (int64, string)
 	if limits {
-		live := "state = 'active' AND expires_at > " + c.arg(now) + " AND deadline_at > $" + strconv.Itoa(len(c.args))
+		nowArg := c.arg(now)
+		live := "state = 'active' AND expires_at > " + nowArg + " AND deadline_at > " + nowArg
 		if l.UserConcurrent > 0 {
 			c.attempts(&activeUser, a.UserID, live, l.UserConcurrent)
 		}
@@ -266,13 +282,6 @@ func admitChecks(ctx context.Context, q querier, a PolicyAdmission, v *PolicyVer
 		}
 	}
 	return nil
-}
-
-func liftSubject(userID string) string {
-	if userID == "" {
-		return "''"
-	}
-	return "$2"
 }
 
 // check applies one subject's attempt rules, this attempt included. A lift

@@ -175,10 +175,10 @@ type failureReads struct {
 
 func (f *failureReads) add(c *counts, at time.Time) {
 	f.start = ms(at.Add(-f.rule.FailuresWindow))
-	who := liftSubject(f.user)
+	who := c.who(f.user)
 	c.add(&f.suspended, `(SELECT COUNT(*) FROM policy_suspensions WHERE tenant_id = $1 AND lifted_at = 0 AND user_id IN ('', `+who+`))`)
 	c.add(&f.lifted, `(SELECT COALESCE(MAX(lifted_at), 0) FROM policy_suspensions WHERE tenant_id = $1 AND user_id = `+who+`)`)
-	window := `FROM policy_attempts WHERE tenant_id = $1 AND ` + scope(f.user) + ` AND state = 'done' AND at > ` + c.arg(f.start)
+	window := `FROM policy_attempts WHERE tenant_id = $1 AND ` + c.scope(f.user) + ` AND state = 'done' AND at > ` + c.arg(f.start)
 	c.add(&f.total, `(SELECT COUNT(*) `+window+`)`)
 	c.add(&f.bad, `(SELECT COUNT(*) `+window+` AND (answered = 0 OR talk_ms < `+c.arg(f.rule.ShortCall.Milliseconds())+`))`)
 }
