@@ -27,7 +27,7 @@ func newCounts(tenantID, userID string) *counts {
 	return &counts{args: []any{tenantID}, userID: userID}
 }
 
-// who is the user's parameter, or for userID "" the tenant's own rows ('').
+// who is the user's parameter, or for userID "" the tenant's own rows (”).
 func (c *counts) who(userID string) string {
 	if userID == "" {
 		return "''"
