@@ -27,7 +27,8 @@ func newCounts(tenantID, userID string) *counts {
 	return &counts{args: []any{tenantID}, userID: userID}
 }
 
-// who is the user's parameter, or for userID "" the tenant's own rows (”).
+// who is the user's parameter, or for an empty userID the empty-string
+// literal that marks the tenant's own rows.
 func (c *counts) who(userID string) string {
 	if userID == "" {
 		return "''"
