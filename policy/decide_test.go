@@ -317,13 +317,18 @@ tenants:
 			t.Fatalf("dry run presents what the rep sent, got %q", d.CallerID)
 		}
 	}
+	r := f.req("alice", "+14155550100")
+	r.CallerID = "anonymous"
+	if d := f.decide(f.e, r); !d.Allow || d.Reason != ReasonCallerIDNotAllowed || d.CallerID != f.numbers["alice"][0] || !d.CallerIDCorrected {
+		t.Fatalf("dry run with a garbage caller ID presents the default: %+v", d)
+	}
 	if s, _ := f.admin.Suspensions(context.Background(), store.SuspensionFilter{}); len(s) != 0 {
 		t.Fatalf("dry run stored a suspension: %+v", s)
 	}
 	if got := decisions(f.e, resultDryRun, string(ReasonRateLimited)); got != 1 {
 		t.Fatalf("decisions_total{dry_run,rate_limited} = %v", got)
 	}
-	if got := len(f.audits("policy.dry_run")); got != 5 {
+	if got := len(f.audits("policy.dry_run")); got != 6 {
 		t.Fatalf("%d dry-run audit events, want 5", got)
 	}
 	if got := len(f.audits("policy.deny")); got != 0 {

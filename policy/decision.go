@@ -128,7 +128,6 @@ type Ticket struct {
 	tenant *tenantRules
 	rate   rate
 	rated  bool
-	at     time.Time
 }
 
 // Outcome is how a call ended.

@@ -93,9 +93,11 @@ func (e *Engine) DecideOutbound(ctx context.Context, r OutboundRequest) (Decisio
 	d.Allow = reason == "" || t.dryRun
 	d.DryRun = t.dryRun && reason != ""
 	if d.Allow {
-		if refusal != "" { // dry run: present what the rep asked for
+		if refusal != "" { // dry run: present what the rep asked for, or its default
 			if n := NormalizeCallerID(r.CallerID, r.DefaultCountry); n != "" {
 				d.CallerID, d.CallerIDCorrected = n, false
+			} else if def := defaultCallerID(r); def != "" {
+				d.CallerID, d.CallerIDCorrected = def, true
 			}
 		}
 		d.Mode, d.ConsentBasis = t.consentMode("callee", dest.Territory, u.location)
@@ -105,7 +107,7 @@ func (e *Engine) DecideOutbound(ctx context.Context, r OutboundRequest) (Decisio
 		}
 		d.Ticket = Ticket{ID: v.SlotID, CallID: r.CallID, TenantID: r.TenantID, UserID: r.UserID, Username: r.Username,
 			Reserved: v.Reserved, Currency: t.spend.currency, MaxDuration: d.MaxDuration, PolicyHash: snap.hash,
-			tenant: t, rate: rt, rated: rated, at: at}
+			tenant: t, rate: rt, rated: rated}
 	}
 	e.m.latency.Observe(time.Since(started).Seconds())
 	e.record(r, d)
@@ -198,10 +200,7 @@ func (u *userRules) destinationCheck(d Destination) (Reason, string) {
 // its own numbers, its default and the numbers the policy grants; anything
 // else is corrected to the default or refused, as the policy says.
 func (t *tenantRules) presentCallerID(u *userRules, r OutboundRequest) (cid string, corrected bool, refusal string) {
-	def := r.DefaultCallerID
-	if def == "" && len(r.UserNumbers) > 0 {
-		def = r.UserNumbers[0]
-	}
+	def := defaultCallerID(r)
 	presented := NormalizeCallerID(r.CallerID, r.DefaultCountry)
 	if presented != "" && (presented == r.DefaultCallerID || u.callerIDs[presented] || contains(r.UserNumbers, presented)) {
 		return presented, false, ""
@@ -219,6 +218,17 @@ func (t *tenantRules) presentCallerID(u *userRules, r OutboundRequest) (cid stri
 		return "", false, fmt.Sprintf("caller ID %q is not a number this user may present, and it has none to present instead", truncate(r.CallerID, 32))
 	}
 	return def, true, ""
+}
+
+// defaultCallerID is the user's configured default, else its first number.
+func defaultCallerID(r OutboundRequest) string {
+	if r.DefaultCallerID != "" {
+		return r.DefaultCallerID
+	}
+	if len(r.UserNumbers) > 0 {
+		return r.UserNumbers[0]
+	}
+	return ""
 }
 
 // consentMode picks the stricter of the remote party's and the rep's
