@@ -133,11 +133,10 @@ type Recorder struct {
 type Consent struct {
 	// Prompts maps a prompt id to its audio file and version label.
 	Prompts map[string]Prompt `yaml:"prompts"`
-	// Prompt is the id played unless policy picks another.
+	// Prompt is the id of the announcement played.
 	Prompt string `yaml:"prompt"`
-	// Mode is announce or announce_dtmf, until policy decides per territory.
-	Mode string `yaml:"mode"`
-	// DTMFTimeout is how long announce_dtmf waits for the callee's digit.
+	// DTMFTimeout is how long announce_dtmf (chosen by the policy's consent
+	// section, per tenant and territory) waits for the party's digit.
 	DTMFTimeout time.Duration `yaml:"dtmf_timeout"`
 }
 
@@ -147,7 +146,8 @@ type Prompt struct {
 	Version string `yaml:"version"`
 }
 
-// Policy locates the hot-reloaded policy file.
+// Policy locates the hot-reloaded policy file ("" = built-in defaults:
+// US and CA allowed, premium numbers refused, announce).
 type Policy struct {
 	File string `yaml:"file"`
 }
@@ -223,7 +223,6 @@ func Default() Config {
 				"consent-en": {File: "configs/prompts/consent-en-v1.wav", Version: "v1"},
 			},
 			Prompt:      "consent-en",
-			Mode:        "announce",
 			DTMFTimeout: 10 * time.Second,
 		},
 		Policy:   Policy{File: ""},

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -180,10 +181,10 @@ func (c *Config) validate() Errors {
 			bad("consent.prompts."+id+".version", "required: a label such as v1")
 		}
 	}
-	switch c.Consent.Mode {
-	case "announce", "announce_dtmf":
-	default:
-		bad("consent.mode", "%q: want announce or announce_dtmf", c.Consent.Mode)
+	if c.Policy.File != "" {
+		if _, err := os.Stat(c.Policy.File); err != nil {
+			bad("policy.file", "%v", err)
+		}
 	}
 	positive("consent.dtmf_timeout", c.Consent.DTMFTimeout)
 

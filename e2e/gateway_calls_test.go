@@ -200,7 +200,7 @@ func TestGatewayInboundRejections(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, tc := range []struct{ number, scenario string }{
-		{"+15550100777", "uac-expect-404"},
+		{"+12125550777", "uac-expect-404"},
 		{fxRepCallerID, "uac-expect-480"},
 	} {
 		runSIPp(t, ctx, tc.scenario, fx.trunkCaller(SIPpOptions{Service: tc.number})).RequireSuccess(t)

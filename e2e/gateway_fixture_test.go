@@ -15,10 +15,10 @@ const (
 	fxTenant      = "acme"
 	fxRep         = "alice"
 	fxRepPass     = "alice-sip-secret"
-	fxRepCallerID = "+15550100001" // alice's caller ID and DID
-	fxCallee      = "+15550100200" // a number on the carrier's side
-	fxSpoofed     = "+15550100999" // uas-answer-check-cid.xml fails the call on it
-	fxExternal    = "+15557654321" // an outside caller on inbound calls
+	fxRepCallerID = "+12125550101" // alice's caller ID and DID
+	fxCallee      = "+12125550200" // a number on the carrier's side
+	fxSpoofed     = "+12125550999" // uas-answer-check-cid.xml fails the call on it
+	fxExternal    = "+13125557654" // an outside caller on inbound calls
 )
 
 // carrierIP is the carrier's loopback address: the gateway tells a trunk

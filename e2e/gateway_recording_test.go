@@ -223,8 +223,9 @@ func TestGatewayConsentDTMF(t *testing.T) {
 		{"timeout ends the call", "timeout", "uas-answer", "uac-call-expect-bye", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			pol := writePolicy(t, "version: \"1\"\ndefaults:\n  consent:\n    default: announce_dtmf\n    unknown: announce_dtmf\n")
 			fx := newCallFixture(t, GatewayOptions{Configure: func(c *config.Config) {
-				c.Consent.Mode = "announce_dtmf"
+				c.Policy.File = pol
 				c.Consent.DTMFTimeout = dtmfTimeout
 			}})
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -245,4 +246,14 @@ func TestGatewayConsentDTMF(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writePolicy writes a policy file for a gateway under test.
+func writePolicy(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

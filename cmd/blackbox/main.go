@@ -50,6 +50,9 @@ func commands() []command {
 		{"calls list", "calls list --tenant NAME [--json] [--limit N] --config FILE", runCallsList},
 		{"recordings list", "recordings list --tenant NAME [--json] [--failed] [--call ID] --config FILE", runRecordingsList},
 		{"verify", "verify --tenant NAME (--call ID | --all) --config FILE", runVerify},
+		{"policy check", "policy check FILE", runPolicyCheck},
+		{"suspension list", "suspension list --tenant NAME [--user U] [--all] [--json] --config FILE", runSuspensionList},
+		{"suspension lift", "suspension lift --tenant NAME [--user U] --config FILE", runSuspensionLift},
 		{"audit list", "audit list --tenant NAME [--json] [--action A] --config FILE", runAuditList},
 	}
 }

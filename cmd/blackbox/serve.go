@@ -10,8 +10,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/blackbox-gw/blackbox/config"
 	"github.com/blackbox-gw/blackbox/media"
+	"github.com/blackbox-gw/blackbox/policy"
 	"github.com/blackbox-gw/blackbox/recorder"
 	"github.com/blackbox-gw/blackbox/sip"
 	"github.com/blackbox-gw/blackbox/store"
@@ -113,6 +117,32 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 		return fmt.Errorf("consent prompt: %w", err)
 	}
 
+	pol, err := policy.NewEngine(policy.Options{
+		File:       cfg.Policy.File,
+		Counters:   db,
+		Logger:     log.With("component", "policy"),
+		Registerer: reg,
+		Node:       cfg.Node,
+	})
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	polCtx, stopPol := context.WithCancel(context.Background())
+	defer stopPol()
+	go func() { _ = pol.Run(polCtx) }()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if err := pol.Reload(); err != nil {
+				log.Error("SIGHUP: policy not reloaded; the previous policy keeps serving", "error", err)
+			} else {
+				log.Info("SIGHUP: policy reloaded", "hash", pol.PolicyHash())
+			}
+		}
+	}()
+
 	nonceKey, err := kr.Derive("sip-digest-nonce")
 	if err != nil {
 		return err
@@ -144,9 +174,9 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 		Recorder:     rec,
 		Consent: sip.ConsentOptions{
 			Prompt:      prompt,
-			Mode:        store.ConsentMode(cfg.Consent.Mode),
 			DTMFTimeout: cfg.Consent.DTMFTimeout,
 		},
+		Policy:     pol,
 		Logger:     log,
 		Registerer: reg,
 	})
