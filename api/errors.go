@@ -72,8 +72,11 @@ func (s *Server) fail(q *req, err error) {
 func writeError(w http.ResponseWriter, e *Error) {
 	h := w.Header()
 	// An error replaces whatever a half-prepared response had set.
-	for _, k := range []string{"Content-Disposition", "Content-Range", "Accept-Ranges", "ETag", "Repr-Digest"} {
+	for _, k := range []string{"Content-Disposition", "Accept-Ranges", "ETag", "Repr-Digest", "Content-Length"} {
 		h.Del(k)
+	}
+	if e.Status != http.StatusRequestedRangeNotSatisfiable { // its Content-Range gives the size
+		h.Del("Content-Range")
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/blackbox-gw/blackbox/store"
 	"github.com/blackbox-gw/blackbox/store/objects"
@@ -262,3 +263,11 @@ func (f *fixture) accessLog(sc *store.Scope, filter store.AccessFilter) []store.
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}

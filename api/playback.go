@@ -75,12 +75,12 @@ func (s *Server) serveAudio(q *req, sc *store.Scope, rec store.Recording, a stor
 	}
 	body := &objectReader{ctx: ctx, objs: s.opts.Objects, key: rec.ObjectKey, size: info.Size}
 	defer body.Close()
-	cw := &statusWriter{ResponseWriter: q.w}
+	cw := &statusWriter{ResponseWriter: &jsonErrors{ResponseWriter: q.w}}
 	http.ServeContent(cw, q.r, "", time.Time{}, body)
 	if body.err != nil && !errors.Is(body.err, context.Canceled) {
 		s.log.Warn("playback cut short by the object store", "recording", rec.ID, "tenant", rec.TenantID, "error", body.err)
 	}
-	if entry.ID != "" && cw.bytes > 0 {
+	if entry.ID != "" && cw.bytes > 0 && (cw.status == http.StatusOK || cw.status == http.StatusPartialContent) {
 		// The listener may be gone; the count is still owed to the log.
 		if err := sc.AddAccessBytes(context.WithoutCancel(ctx), entry.ID, cw.bytes); err != nil {
 			s.log.Warn("access log byte count lost", "access", entry.ID, "error", err)
@@ -88,6 +88,35 @@ func (s *Server) serveAudio(q *req, sc *store.Scope, rec store.Recording, a stor
 	}
 	return nil
 }
+
+// jsonErrors turns the plain-text errors http.ServeContent writes (416,
+// 412) into the API's JSON errors.
+type jsonErrors struct {
+	http.ResponseWriter
+	failed bool
+}
+
+func (w *jsonErrors) WriteHeader(code int) {
+	if code < 400 {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.failed = true
+	e := errorf(code, "precondition_failed", "a precondition of the request failed")
+	if code == http.StatusRequestedRangeNotSatisfiable {
+		e = errorf(code, "range_not_satisfiable", "the range lies outside the recording")
+	}
+	writeError(w.ResponseWriter, e)
+}
+
+func (w *jsonErrors) Write(b []byte) (int, error) {
+	if w.failed {
+		return len(b), nil // ServeContent's text body; the JSON one is written
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *jsonErrors) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func truncate(s string, n int) string {
 	if len(s) > n {
