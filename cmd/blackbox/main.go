@@ -49,6 +49,9 @@ func commands() []command {
 		{"number list", "number list --tenant NAME --config FILE", runNumberList},
 		{"calls list", "calls list --tenant NAME [--json] [--limit N] --config FILE", runCallsList},
 		{"audit list", "audit list --tenant NAME [--json] [--action A] --config FILE", runAuditList},
+		{"token create", "token create --tenant NAME --user U [--name LABEL] [--ttl 720h] --config FILE  (prints the token once)", runTokenCreate},
+		{"token revoke", "token revoke --tenant NAME --id ID --config FILE", runTokenRevoke},
+		{"token list", "token list --tenant NAME [--user U] --config FILE", runTokenList},
 	}
 }
 
