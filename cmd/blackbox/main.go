@@ -48,6 +48,8 @@ func commands() []command {
 		{"number add", "number add --tenant NAME --number +E164 --user U --config FILE", runNumberAdd},
 		{"number list", "number list --tenant NAME --config FILE", runNumberList},
 		{"calls list", "calls list --tenant NAME [--json] [--limit N] --config FILE", runCallsList},
+		{"recordings list", "recordings list --tenant NAME [--json] [--failed] [--call ID] --config FILE", runRecordingsList},
+		{"verify", "verify --tenant NAME (--call ID | --all) --config FILE", runVerify},
 		{"audit list", "audit list --tenant NAME [--json] [--action A] --config FILE", runAuditList},
 		{"token create", "token create --tenant NAME --user U [--name LABEL] [--ttl 720h] --config FILE  (prints the token once)", runTokenCreate},
 		{"token revoke", "token revoke --tenant NAME --id ID --config FILE", runTokenRevoke},
