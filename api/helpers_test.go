@@ -46,7 +46,7 @@ func (c *clock) Advance(d time.Duration) {
 // tenants (acme with reps ann and ben, manager mia, owner otto; globex with
 // rep bea and owner bo), a token per user and the API over them.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	db     *store.DB
 	objs   objects.Store
 	objDir string
@@ -62,7 +62,7 @@ type fixture struct {
 	retentionMu   sync.Mutex
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -229,7 +229,7 @@ func (f *fixture) do(username, method, target string, body any, hdr ...string) *
 }
 
 // decodeInto unmarshals a JSON answer or fails the test.
-func decodeInto[T any](t *testing.T, w *httptest.ResponseRecorder) T {
+func decodeInto[T any](t testing.TB, w *httptest.ResponseRecorder) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
@@ -239,7 +239,7 @@ func decodeInto[T any](t *testing.T, w *httptest.ResponseRecorder) T {
 }
 
 // errorCode returns the code of a JSON error answer.
-func errorCode(t *testing.T, w *httptest.ResponseRecorder) string {
+func errorCode(t testing.TB, w *httptest.ResponseRecorder) string {
 	t.Helper()
 	e := decodeInto[struct {
 		Error Error `json:"error"`

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -206,7 +207,10 @@ type CallQuery struct {
 
 // SearchCalls lists the tenant's calls matching q, newest first.
 func (s *Scope) SearchCalls(ctx context.Context, cq CallQuery) ([]Call, error) {
-	until := int64(0)
+	// No upper bound is the largest time rather than a 0 sentinel: a
+	// parameter compared with both 0 and a BIGINT column would be typed
+	// int4 by Postgres.
+	until := int64(math.MaxInt64)
 	if !cq.Until.IsZero() {
 		until = ms(cq.Until)
 	}
@@ -215,7 +219,7 @@ func (s *Scope) SearchCalls(ctx context.Context, cq CallQuery) ([]Call, error) {
 		var err error
 		out, err = collect(ctx, q, scanCall, `SELECT `+callCols+` FROM calls
 			WHERE tenant_id = $1 AND ($2 = '' OR user_id = $2) AND ($3 = '' OR direction = $3)
-			AND invite_at >= $4 AND ($5 = 0 OR invite_at < $5) AND ($6 = 0 OR end_at = 0) AND ($7 = '' OR id < $7)
+			AND invite_at >= $4 AND invite_at < $5 AND ($6 = 0 OR end_at = 0) AND ($7 = '' OR id < $7)
 			ORDER BY id DESC LIMIT $8`,
 			s.p.tenantID, cq.UserID, string(cq.Direction), ms(cq.Since), until, boolInt(cq.Live), cq.Before, clampLimit(cq.Limit))
 		return err
