@@ -121,10 +121,13 @@ var matrix = map[string]matrixCase{
 	"POST /v1/recordings/{id}/links": {kind: objectCase, ok: 201, path: func(o objSet) string { return "/v1/recordings/" + o.r.rec.ID + "/links" }},
 	"GET /v1/access":                 {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/access" }, find: func(o objSet) string { return o.access.ID }},
 	"GET /v1/holds":                  {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/holds" }, find: func(o objSet) string { return o.held.ID }},
-	"GET /v1/retention":              {kind: globalCase, ok: 200, path: func(objSet) string { return "/v1/retention" }},
-	"GET /v1/audit":                  {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/audit" }, find: func(o objSet) string { return o.marker }},
-	"GET /v1/export/calls":           {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/export/calls" }, find: func(o objSet) string { return o.r.call.ID }},
-	"GET /v1/users":                  {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/users" }, find: func(o objSet) string { return o.user.ID }},
+	// PENDING(policy): 501 until the policy store is merged.
+	"GET /v1/suspensions":       {kind: globalCase, ok: 501, path: func(objSet) string { return "/v1/suspensions" }},
+	"POST /v1/suspensions/lift": {kind: globalCase, ok: 501, path: func(objSet) string { return "/v1/suspensions/lift" }, body: func(o objSet) any { return map[string]string{"username": o.user.Username} }},
+	"GET /v1/retention":         {kind: globalCase, ok: 200, path: func(objSet) string { return "/v1/retention" }},
+	"GET /v1/audit":             {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/audit" }, find: func(o objSet) string { return o.marker }},
+	"GET /v1/export/calls":      {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/export/calls" }, find: func(o objSet) string { return o.r.call.ID }},
+	"GET /v1/users":             {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/users" }, find: func(o objSet) string { return o.user.ID }},
 	"POST /v1/users": {kind: globalCase, ok: 201, path: func(objSet) string { return "/v1/users" }, body: func(objSet) any {
 		return map[string]string{"username": "u" + strings.ReplaceAll(store.NewCallID(), "-", ""), "role": "rep", "password": "correct horse battery"}
 	}},

@@ -60,6 +60,8 @@ func routes() []route {
 		{method: http.MethodGet, path: "/v1/access", roles: team, handle: (*Server).listAccess},
 		{method: http.MethodGet, path: "/v1/holds", roles: owners, handle: (*Server).listHolds},
 		{method: http.MethodGet, path: "/v1/retention", roles: owners, handle: (*Server).retention},
+		{method: http.MethodGet, path: "/v1/suspensions", roles: team, handle: (*Server).listSuspensions},
+		{method: http.MethodPost, path: "/v1/suspensions/lift", roles: team, handle: (*Server).liftSuspensions},
 		{method: http.MethodGet, path: "/v1/audit", roles: owners, handle: (*Server).listAudit},
 		{method: http.MethodGet, path: "/v1/export/calls", roles: team, handle: (*Server).exportCalls},
 
