@@ -46,6 +46,12 @@ type SIP struct {
 	Realm string `yaml:"realm"`
 	// UserAgent is the User-Agent/Server header value.
 	UserAgent string `yaml:"user_agent"`
+	// DigestAlgorithms are offered in challenges, in order of preference
+	// (RFC 8760). Default [MD5]: SIPp 3.6 and baresip 1.x refuse any
+	// challenge set that includes SHA-256; list [SHA-256, MD5] where every
+	// phone speaks RFC 8760. Both are always accepted in responses to what
+	// was offered.
+	DigestAlgorithms []string `yaml:"digest_algorithms"`
 	// NonceTTL bounds how long a digest nonce is accepted (then stale=true).
 	NonceTTL time.Duration `yaml:"nonce_ttl"`
 	Register Register      `yaml:"register"`
@@ -187,11 +193,12 @@ func Default() Config {
 	return Config{
 		Node: host,
 		SIP: SIP{
-			Listen:       []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
-			ExternalHost: "127.0.0.1",
-			Realm:        "blackbox",
-			UserAgent:    "Blackbox",
-			NonceTTL:     5 * time.Minute,
+			Listen:           []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
+			ExternalHost:     "127.0.0.1",
+			Realm:            "blackbox",
+			DigestAlgorithms: []string{"MD5"},
+			UserAgent:        "Blackbox",
+			NonceTTL:         5 * time.Minute,
 			Register: Register{
 				MinExpires:     60,
 				MaxExpires:     3600,

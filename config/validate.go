@@ -96,6 +96,21 @@ func (c *Config) validate() Errors {
 	if c.SIP.Realm == "" || strings.ContainsAny(c.SIP.Realm, "\"\\\r\n") {
 		bad("sip.realm", "must be a non-empty token without quotes")
 	}
+	if len(c.SIP.DigestAlgorithms) == 0 {
+		bad("sip.digest_algorithms", "at least one of MD5, SHA-256")
+	}
+	seen := map[string]bool{}
+	for i, a := range c.SIP.DigestAlgorithms {
+		switch a {
+		case "MD5", "SHA-256":
+		default:
+			bad(fmt.Sprintf("sip.digest_algorithms[%d]", i), "%q: want MD5 or SHA-256", a)
+		}
+		if seen[a] {
+			bad(fmt.Sprintf("sip.digest_algorithms[%d]", i), "%q listed twice", a)
+		}
+		seen[a] = true
+	}
 	positive("sip.nonce_ttl", c.SIP.NonceTTL)
 	positive("sip.ring_timeout", c.SIP.RingTimeout)
 	positive("sip.trunk_timeout", c.SIP.TrunkTimeout)

@@ -231,6 +231,11 @@ func TestScenarioSelfCheck(t *testing.T) {
 			carrier, uac := againstResponder(t, responderOptions{Code: tc.code, Reason: tc.reason},
 				fmt.Sprintf("uac-expect-%d", tc.code), SIPpOptions{Service: "+15550100005"})
 			wantExit(t, uac, sippAllOK)
+			// SIPp exits as it sends the ACK: give the responder a moment.
+			deadline := time.Now().Add(2 * time.Second)
+			for invites, acks := carrier.Counts(); (invites != 1 || acks != 1) && time.Now().Before(deadline); invites, acks = carrier.Counts() {
+				time.Sleep(20 * time.Millisecond)
+			}
 			if invites, acks := carrier.Counts(); invites != 1 || acks != 1 {
 				t.Errorf("carrier saw %d INVITEs and %d ACKs, want 1 and 1 (a wrong ACK branch makes it retransmit)", invites, acks)
 			}

@@ -123,12 +123,13 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 		listeners = append(listeners, sip.Listener{Network: la.Network, Addr: la.Addr})
 	}
 	srv, err := sip.NewServer(sip.Options{
-		Listen:       listeners,
-		ExternalHost: external,
-		Realm:        cfg.SIP.Realm,
-		UserAgent:    cfg.SIP.UserAgent,
-		NonceKey:     nonceKey,
-		NonceTTL:     cfg.SIP.NonceTTL,
+		Listen:           listeners,
+		ExternalHost:     external,
+		Realm:            cfg.SIP.Realm,
+		DigestAlgorithms: cfg.SIP.DigestAlgorithms,
+		UserAgent:        cfg.SIP.UserAgent,
+		NonceKey:         nonceKey,
+		NonceTTL:         cfg.SIP.NonceTTL,
 		Register: sip.RegisterOptions{
 			MinExpires: cfg.SIP.Register.MinExpires, MaxExpires: cfg.SIP.Register.MaxExpires,
 			DefaultExpires: cfg.SIP.Register.DefaultExpires, MaxContacts: cfg.SIP.Register.MaxContacts,
