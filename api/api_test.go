@@ -227,3 +227,34 @@ func TestMetrics(t *testing.T) {
 }
 
 func value(m *dto.Metric) float64 { return m.GetCounter().GetValue() }
+
+func TestSuspensions(t *testing.T) {
+	f := newFixture(t)
+	id := f.suspend("ann")
+	l := decodeInto[list[suspensionView]](t, f.do("mia", "GET", "/v1/suspensions?user=ann", nil))
+	if len(l.Items) != 1 || l.Items[0].ID != id || l.Items[0].Cause != "attempts" || l.Items[0].LiftedAt != nil {
+		t.Fatalf("suspensions: %+v", l)
+	}
+	if w := f.do("mia", "GET", "/v1/suspensions?user=nobody", nil); w.Code != 400 {
+		t.Fatalf("unknown user: %d", w.Code)
+	}
+	w := f.do("mia", "POST", "/v1/suspensions/lift", map[string]string{"username": "ann"})
+	lifted := decodeInto[list[suspensionView]](t, w)
+	if w.Code != 200 || len(lifted.Items) != 1 || lifted.Items[0].LiftedBy != "user:mia" {
+		t.Fatalf("lift: %d %+v", w.Code, lifted)
+	}
+	if l := decodeInto[list[suspensionView]](t, f.do("mia", "GET", "/v1/suspensions", nil)); len(l.Items) != 0 {
+		t.Fatalf("still in force: %+v", l)
+	}
+	if l := decodeInto[list[suspensionView]](t, f.do("otto", "GET", "/v1/suspensions?lifted=true", nil)); len(l.Items) != 1 || l.Items[0].LiftedAt == nil {
+		t.Fatalf("history: %+v", l)
+	}
+	// Nothing in force for the tenant as a whole: lifting it lifts nothing.
+	if l := decodeInto[list[suspensionView]](t, f.do("otto", "POST", "/v1/suspensions/lift", nil)); len(l.Items) != 0 {
+		t.Fatalf("tenant lift: %+v", l)
+	}
+	ev, _ := f.acme.AuditEvents(context.Background(), store.AuditFilter{Action: "policy.lift"})
+	if len(ev) != 1 || ev[0].Actor != "user:mia" || ev[0].Object != "user:ann" {
+		t.Fatalf("audit: %+v", ev)
+	}
+}

@@ -42,6 +42,8 @@ func classify(err error) (*Error, bool) {
 		return e, false
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, objects.ErrNotFound):
 		return errNotFound, false
+	case errors.Is(err, store.ErrNotPermitted):
+		return errorf(http.StatusForbidden, "forbidden", "%v", err), false
 	case errors.Is(err, store.ErrOnHold):
 		return errorf(http.StatusConflict, "on_hold", "%v", err), false
 	case errors.Is(err, store.ErrInvalid):

@@ -271,3 +271,32 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// suspend trips the attempts anomaly rule for username and returns the id
+// of the suspension in force (lifting an earlier one first).
+func (f *fixture) suspend(username string) string {
+	f.t.Helper()
+	ctx := context.Background()
+	sc := f.scopeOf(username)
+	if _, err := sc.LiftSuspensions(ctx, username); err != nil {
+		f.t.Fatal(err)
+	}
+	// Attempts count from the lift on, so they come a moment after it.
+	f.clock.Advance(time.Second)
+	u := f.users[username]
+	now := f.clock.Now()
+	for range 2 {
+		v, err := f.db.PolicyAdmit(ctx, store.PolicyAdmission{TenantID: u.TenantID, UserID: u.ID, Username: username,
+			CallID: store.NewCallID(), Node: "n1", At: now, Number: "+14155550100", Country: "US", Prefix: "1415",
+			Lease: time.Minute, Deadline: now.Add(time.Hour), Spend: store.PolicySpend{Day: now, Month: now},
+			Anomaly: store.PolicyAnomaly{User: store.AnomalyRule{MaxAttempts: 1, AttemptsWindow: time.Minute}}})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if v.Suspension != nil {
+			return v.Suspension.ID
+		}
+	}
+	f.t.Fatalf("no suspension of %s", username)
+	return ""
+}

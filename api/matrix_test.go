@@ -21,6 +21,9 @@ type objSet struct {
 	held   store.Call // under legal hold
 	access store.AccessEntry
 	marker string // object of an audit event of the tenant
+	// suspension is the id of a suspension in force of the user (each
+	// objSet lifts the previous one of its user first).
+	suspension string
 }
 
 // objectsOf creates a fresh set of username's objects.
@@ -55,6 +58,7 @@ func (f *fixture) objectsOf(username string) objSet {
 		Username: username, Path: store.AccessProxy, RemoteAddr: "198.51.100.1"}, time.Minute); err != nil {
 		f.t.Fatal(err)
 	}
+	o.suspension = f.suspend(username)
 	o.marker = "marker:" + store.NewCallID()
 	if err := sc.Audit(ctx, "test.marker", o.marker, nil); err != nil {
 		f.t.Fatal(err)
@@ -121,13 +125,13 @@ var matrix = map[string]matrixCase{
 	"POST /v1/recordings/{id}/links": {kind: objectCase, ok: 201, path: func(o objSet) string { return "/v1/recordings/" + o.r.rec.ID + "/links" }},
 	"GET /v1/access":                 {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/access" }, find: func(o objSet) string { return o.access.ID }},
 	"GET /v1/holds":                  {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/holds" }, find: func(o objSet) string { return o.held.ID }},
-	// PENDING(policy): 501 until the policy store is merged.
-	"GET /v1/suspensions":       {kind: globalCase, ok: 501, path: func(objSet) string { return "/v1/suspensions" }},
-	"POST /v1/suspensions/lift": {kind: globalCase, ok: 501, path: func(objSet) string { return "/v1/suspensions/lift" }, body: func(o objSet) any { return map[string]string{"username": o.user.Username} }},
-	"GET /v1/retention":         {kind: globalCase, ok: 200, path: func(objSet) string { return "/v1/retention" }},
-	"GET /v1/audit":             {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/audit" }, find: func(o objSet) string { return o.marker }},
-	"GET /v1/export/calls":      {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/export/calls" }, find: func(o objSet) string { return o.r.call.ID }},
-	"GET /v1/users":             {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/users" }, find: func(o objSet) string { return o.user.ID }},
+	"GET /v1/suspensions":            {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/suspensions" }, find: func(o objSet) string { return o.suspension }},
+	"POST /v1/suspensions/lift": {kind: objectCase, ok: 200, path: func(objSet) string { return "/v1/suspensions/lift" },
+		body: func(o objSet) any { return map[string]string{"username": o.user.Username} }},
+	"GET /v1/retention":    {kind: globalCase, ok: 200, path: func(objSet) string { return "/v1/retention" }},
+	"GET /v1/audit":        {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/audit" }, find: func(o objSet) string { return o.marker }},
+	"GET /v1/export/calls": {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/export/calls" }, find: func(o objSet) string { return o.r.call.ID }},
+	"GET /v1/users":        {kind: listCase, ok: 200, path: func(objSet) string { return "/v1/users" }, find: func(o objSet) string { return o.user.ID }},
 	"POST /v1/users": {kind: globalCase, ok: 201, path: func(objSet) string { return "/v1/users" }, body: func(objSet) any {
 		return map[string]string{"username": "u" + strings.ReplaceAll(store.NewCallID(), "-", ""), "role": "rep", "password": "correct horse battery"}
 	}},

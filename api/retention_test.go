@@ -197,7 +197,9 @@ func TestRetentionRun(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	later := f.record("ann", f.clock.Now().Add(-3*day), 100)
+	// Written fresh while sweeps run, then aged past retention.
+	later := f.record("ann", f.clock.Now(), 100)
+	f.clock.Advance(2 * day)
 	for f.objectExists(later.rec.ObjectKey) {
 		if time.Now().After(deadline) {
 			t.Fatal("Run swept only once")

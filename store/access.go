@@ -176,8 +176,12 @@ func clampLimit(n int) int {
 	return n
 }
 
-// AccessLog lists the tenant's listening sessions, newest first.
+// AccessLog lists the tenant's listening sessions, newest first (managers
+// and owners).
 func (s *Scope) AccessLog(ctx context.Context, f AccessFilter) ([]AccessEntry, error) {
+	if err := s.require(RoleManager, "read access log"); err != nil {
+		return nil, err
+	}
 	var out []AccessEntry
 	err := s.read(ctx, func(q querier) error {
 		var err error

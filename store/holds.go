@@ -31,6 +31,15 @@ type Hold struct {
 // Active reports whether the hold is in force.
 func (h Hold) Active() bool { return h.ReleasedAt.IsZero() }
 
+// require refuses a principal below min: the API's role table decides
+// first, and the store holds the line again for any other caller.
+func (s *Scope) require(min Role, what string) error {
+	if !s.p.Role().AtLeast(min) {
+		return fmt.Errorf("%s: %w: the %s role is needed", what, ErrNotPermitted, min)
+	}
+	return nil
+}
+
 func checkReason(what, reason string) (string, error) {
 	reason = strings.TrimSpace(reason)
 	switch {
@@ -64,10 +73,13 @@ func (s *Scope) callKnown(ctx context.Context, q querier, callID string) error {
 	return err
 }
 
-// PlaceHold puts a call under legal hold. A call already held is
+// PlaceHold puts a call under legal hold (owners only). A call already held is
 // ErrConflict. Deletions that began before the hold (their object may
 // already be gone) are not undone; every later one is refused.
 func (s *Scope) PlaceHold(ctx context.Context, callID, reason string) (Hold, error) {
+	if err := s.require(RoleOwner, "place legal hold"); err != nil {
+		return Hold{}, err
+	}
 	reason, err := checkReason("legal hold", reason)
 	if err != nil {
 		return Hold{}, err
@@ -92,8 +104,12 @@ func (s *Scope) PlaceHold(ctx context.Context, callID, reason string) (Hold, err
 	return h, nil
 }
 
-// ReleaseHold lifts the hold in force on a call; ErrNotFound if there is none.
+// ReleaseHold lifts the hold in force on a call (owners only); ErrNotFound
+// if there is none.
 func (s *Scope) ReleaseHold(ctx context.Context, callID, reason string) (Hold, error) {
+	if err := s.require(RoleOwner, "release legal hold"); err != nil {
+		return Hold{}, err
+	}
 	reason, err := checkReason("release of legal hold", reason)
 	if err != nil {
 		return Hold{}, err

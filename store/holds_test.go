@@ -114,3 +114,49 @@ func TestHolds(t *testing.T) {
 		t.Fatalf("hold on a call known only by its recording: %v", err)
 	}
 }
+
+// The store refuses what a role may not do, whoever calls it: the API's
+// role table is not the only line.
+func TestStoreRefusesLowerRoles(t *testing.T) {
+	ctx := context.Background()
+	c := openClocked(t)
+	rep := c.user(t, c.a, "ann", store.RoleRep)
+	manager := c.user(t, c.a, "mia", store.RoleManager)
+	owner := c.user(t, c.a, "otto", store.RoleOwner)
+	call, rec := storedRecording(t, c.a, "", c.clock.Now())
+	tokens, _ := c.a.Tokens(ctx, store.TokenFilter{})
+	for _, sc := range []*store.Scope{rep, manager} {
+		who := sc.Principal().Username()
+		for name, err := range map[string]error{
+			"place hold":   func() error { _, err := sc.PlaceHold(ctx, call.ID, "x"); return err }(),
+			"release hold": func() error { _, err := sc.ReleaseHold(ctx, call.ID, "x"); return err }(),
+			"delete rec": func() error {
+				_, err := sc.BeginRecordingDeletion(ctx, rec.ID, store.DeletionRequest{Kind: store.DeleteByOwner, Reason: "x"})
+				return err
+			}(),
+			"delete call": sc.DeleteCallMetadata(ctx, call.ID, "x"),
+			"create token": func() error {
+				_, _, err := sc.CreateToken(ctx, store.NewToken{Username: who, TTL: time.Hour})
+				return err
+			}(),
+			"list tokens":  func() error { _, err := sc.Tokens(ctx, store.TokenFilter{}); return err }(),
+			"revoke token": func() error { _, err := sc.RevokeToken(ctx, tokens[0].ID); return err }(),
+		} {
+			if !errors.Is(err, store.ErrNotPermitted) {
+				t.Errorf("%s: %s: %v, want ErrNotPermitted", who, name, err)
+			}
+		}
+	}
+	if _, err := rep.AccessLog(ctx, store.AccessFilter{}); !errors.Is(err, store.ErrNotPermitted) {
+		t.Errorf("rep reads the access log: %v", err)
+	}
+	if _, err := manager.AccessLog(ctx, store.AccessFilter{}); err != nil {
+		t.Errorf("manager reads the access log: %v", err)
+	}
+	if _, err := owner.PlaceHold(ctx, call.ID, "owner may"); err != nil {
+		t.Errorf("owner places a hold: %v", err)
+	}
+	if _, err := c.a.Tokens(ctx, store.TokenFilter{}); err != nil {
+		t.Errorf("operator lists tokens: %v", err)
+	}
+}

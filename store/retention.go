@@ -93,9 +93,12 @@ func (s *Scope) HeldExpiredRecordings(ctx context.Context, cutoff time.Time) (in
 
 // BeginRecordingDeletion checks a recording may be deleted (stored, not
 // under legal hold, past retention for DeleteRetention, a reason for
-// DeleteByOwner) and records the intent, before its object is touched. A
-// deletion already begun is returned as it is, so a crashed one resumes.
+// DeleteByOwner, an owner: the sweep's system principal is one) and
+// records the intent, before its object is touched. A deletion already begun is returned as it is, so a crashed one resumes.
 func (s *Scope) BeginRecordingDeletion(ctx context.Context, id string, req DeletionRequest) (RecordingDeletion, error) {
+	if err := s.require(RoleOwner, "delete recording"); err != nil {
+		return RecordingDeletion{}, err
+	}
 	switch req.Kind {
 	case DeleteRetention:
 		if req.RetentionDays <= 0 || req.Cutoff.IsZero() {
@@ -212,8 +215,12 @@ func (s *Scope) DeletionPending(ctx context.Context, recordingID string) (bool, 
 
 // DeleteCallMetadata deletes a call's record (numbers, times, outcome) and
 // nothing else: its recordings and consent events stay until their own
-// retention, because they are the evidence. A legal hold forbids it.
+// retention, because they are the evidence. Owners only; a legal hold
+// forbids it.
 func (s *Scope) DeleteCallMetadata(ctx context.Context, callID, reason string) error {
+	if err := s.require(RoleOwner, "delete call"); err != nil {
+		return err
+	}
 	reason, err := checkReason("call deletion", reason)
 	if err != nil {
 		return err

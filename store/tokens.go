@@ -62,8 +62,12 @@ func hashToken(secret string) string {
 }
 
 // CreateToken issues a token for a user of the tenant and returns the
-// secret, which exists nowhere else afterwards: show it once.
+// secret, which exists nowhere else afterwards: show it once. Owners (and
+// operators) only.
 func (s *Scope) CreateToken(ctx context.Context, nt NewToken) (Token, string, error) {
+	if err := s.require(RoleOwner, "create token"); err != nil {
+		return Token{}, "", err
+	}
 	switch {
 	case nt.TTL <= 0:
 		return Token{}, "", invalidf("token lifetime must be positive")
@@ -117,6 +121,9 @@ type TokenFilter struct {
 // Tokens lists the tenant's tokens, newest first, revoked and expired ones
 // included (they are history).
 func (s *Scope) Tokens(ctx context.Context, f TokenFilter) ([]Token, error) {
+	if err := s.require(RoleOwner, "list tokens"); err != nil {
+		return nil, err
+	}
 	var out []Token
 	err := s.read(ctx, func(q querier) error {
 		var err error
@@ -133,6 +140,9 @@ func (s *Scope) Tokens(ctx context.Context, f TokenFilter) ([]Token, error) {
 // RevokeToken ends a token of the tenant at once. Revoking a revoked token
 // is a no-op that keeps the first revocation.
 func (s *Scope) RevokeToken(ctx context.Context, id string) (Token, error) {
+	if err := s.require(RoleOwner, "revoke token"); err != nil {
+		return Token{}, err
+	}
 	var t Token
 	err := s.write(ctx, func(q querier) error {
 		var err error
