@@ -163,10 +163,9 @@ type Jobs struct {
 type API struct {
 	// LinkTTL is the default lifetime of a signed playback link.
 	LinkTTL time.Duration `yaml:"link_ttl"`
-	// MaxLinkTTL caps what a caller may request.
+	// MaxLinkTTL caps what a caller may request. Links are signed with a key
+	// derived from the Fernet keyring, so every node agrees on them.
 	MaxLinkTTL time.Duration `yaml:"max_link_ttl"`
-	// SigningKeyFile holds the HMAC key for playback links (generated in dev).
-	SigningKeyFile string `yaml:"signing_key_file"`
 }
 
 // Log configures log/slog output.
@@ -227,7 +226,7 @@ func Default() Config {
 		},
 		Policy:   Policy{File: ""},
 		Jobs:     Jobs{Workers: 4, MaxAttempts: 8, Lease: time.Minute},
-		API:      API{LinkTTL: 5 * time.Minute, MaxLinkTTL: time.Hour, SigningKeyFile: "var/link.key"},
+		API:      API{LinkTTL: 5 * time.Minute, MaxLinkTTL: time.Hour},
 		Log:      Log{Level: "info", Format: "text"},
 		Shutdown: Shutdown{Grace: 30 * time.Second},
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/blackbox-gw/blackbox/api"
 	"github.com/blackbox-gw/blackbox/config"
 	"github.com/blackbox-gw/blackbox/media"
 	"github.com/blackbox-gw/blackbox/policy"
@@ -196,7 +197,27 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 		return fmt.Errorf("sip: %w", err)
 	}
 
-	httpSrv, httpErr, err := serveHTTP(cfg, reg, db, srv, log)
+	linkKey, err := kr.Derive("playback-links")
+	if err != nil {
+		return err
+	}
+	apiSrv, err := api.New(api.Options{DB: db, Objects: objs, LinkKey: linkKey, LinkTTL: cfg.API.LinkTTL,
+		MaxLinkTTL: cfg.API.MaxLinkTTL, SIPRealm: cfg.SIP.Realm, RetentionDays: pol.RetentionDays,
+		Logger: log.With("component", "api"), Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	retention, err := api.NewRetention(api.RetentionOptions{DB: db, Objects: objs, RetentionDays: pol.RetentionDays,
+		Logger: log.With("component", "retention"), Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	retCtx, stopRet := context.WithCancel(context.Background())
+	retDone := make(chan struct{})
+	go func() { defer close(retDone); _ = retention.Run(retCtx) }()
+	defer func() { stopRet(); <-retDone }()
+
+	httpSrv, httpErr, err := serveHTTP(cfg, reg, db, srv, apiSrv, log)
 	if err != nil {
 		return err
 	}
@@ -226,8 +247,9 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 }
 
 // serveHTTP starts the operations listener: liveness, readiness, metrics.
-func serveHTTP(cfg *config.Config, reg *prometheus.Registry, db *store.DB, srv *sip.Server, log *slog.Logger) (*http.Server, <-chan error, error) {
+func serveHTTP(cfg *config.Config, reg *prometheus.Registry, db *store.DB, srv *sip.Server, apiSrv http.Handler, log *slog.Logger) (*http.Server, <-chan error, error) {
 	mux := http.NewServeMux()
+	mux.Handle("/v1/", apiSrv)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -249,7 +271,9 @@ func serveHTTP(cfg *config.Config, reg *prometheus.Registry, db *store.DB, srv *
 	if err != nil {
 		return nil, nil, fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// No WriteTimeout: recordings stream through /v1 for as long as they last.
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() {
 		var err error
