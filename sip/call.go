@@ -56,6 +56,7 @@ type Call struct {
 	lastSDP     [2][]byte // what Blackbox last sent each leg (answers to refreshes)
 	endReason   string
 	hangupBy    string
+	endAt       time.Time // when the call ended: the hangup decision, not the BYE round trips after it
 
 	recording   *recorder.Recording
 	consentMode store.ConsentMode
@@ -141,12 +142,16 @@ func (c *Call) hangup(reason, by string) {
 	}
 	c.ended = true
 	c.endReason, c.hangupBy = reason, by
+	c.endAt = time.Now()
 	a, b := c.a, c.b
 	c.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
+	// The recording ends with the call, not after the BYE round trips.
+	wg.Add(1)
+	go func() { defer wg.Done(); c.stopRecording() }()
 	if a != nil && by != "caller" && a.LoadState() != sip.DialogStateEnded {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.bye(ctx, "a", a.Bye) }()
@@ -173,7 +178,10 @@ func (c *Call) finish(reason, by string, aCode, bCode int) {
 	if c.endReason == "" {
 		c.endReason, c.hangupBy = reason, by
 	}
-	ms, cause := c.media, endCause{reason: c.endReason, by: c.hangupBy}
+	if c.endAt.IsZero() {
+		c.endAt = time.Now()
+	}
+	ms, cause, endAt := c.media, endCause{reason: c.endReason, by: c.hangupBy}, c.endAt
 	c.mu.Unlock()
 	c.setupCancel(cause) // stop whatever setup still runs
 	c.stopRecording()
@@ -185,7 +193,7 @@ func (c *Call) finish(reason, by string, aCode, bCode int) {
 	}
 	c.srv.calls.remove(c)
 	c.update(func(r *store.Call) {
-		r.EndAt = time.Now()
+		r.EndAt = endAt
 		r.EndReason, r.HangupBy = c.endReason, c.hangupBy
 		if aCode != 0 {
 			r.ACode = aCode

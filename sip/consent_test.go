@@ -149,7 +149,7 @@ func TestOutboundRecording(t *testing.T) {
 		t.Errorf("announcement not at the start of the right channel (share %.2f)", s)
 	}
 	want := call.EndAt.Sub(call.AnswerAt)
-	if diff := w.Duration() - want; diff < -150*time.Millisecond || diff > 150*time.Millisecond {
+	if diff := w.Duration() - want; diff < -100*time.Millisecond || diff > 100*time.Millisecond {
 		t.Errorf("recording lasts %s, the answered call %s", w.Duration(), want)
 	}
 }

@@ -126,7 +126,7 @@ func (s *Server) inbound(req *sip.Request, tx sip.ServerTransaction, trunks []st
 		return
 	}
 	c.media.ArmTimeout()
-	if err := c.startRecording(ctx); err != nil {
+	if err := c.startRecording(ctx, time.Now()); err != nil {
 		c.log.Error("call not recorded: ending it", "error", err)
 		c.hangup("recording_failed", "system")
 		return

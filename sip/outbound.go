@@ -240,11 +240,12 @@ func (c *Call) answered() {
 		c.log.Warn("ACK to leg b", "error", err)
 	}
 	c.srv.calls.bind(c, bs.ID)
-	c.update(func(r *store.Call) { r.AnswerAt, r.BCode = time.Now(), 200 })
+	answerAt := time.Now()
+	c.update(func(r *store.Call) { r.AnswerAt, r.BCode = answerAt, 200 })
 	// Until consent, neither party hears the other: only the announcement.
 	c.media.SetBridge(c.consentMode == consentNone)
 	c.collectDigits()
-	if err := c.startRecording(ctx); err != nil {
+	if err := c.startRecording(ctx, answerAt); err != nil {
 		c.log.Error("call not recorded: ending it", "error", err)
 		c.abortAnswered(sip.StatusServiceUnavailable, "recording_failed")
 		return

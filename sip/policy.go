@@ -64,12 +64,15 @@ func (c *Call) settlePolicy() {
 	c.mu.Lock()
 	t := c.ticket
 	c.ticket = policy.Ticket{}
-	rec := c.rec
+	rec, end := c.rec, c.endAt
 	c.mu.Unlock()
 	if t.ID == "" {
 		return
 	}
-	o := policy.Outcome{Answered: !rec.AnswerAt.IsZero(), At: time.Now()}
+	if end.IsZero() {
+		end = time.Now()
+	}
+	o := policy.Outcome{Answered: !rec.AnswerAt.IsZero(), At: end}
 	if o.Answered {
 		o.Talk = o.At.Sub(rec.AnswerAt)
 	}

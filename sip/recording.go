@@ -55,11 +55,13 @@ func promptTo(l media.Leg) media.Source {
 
 // startRecording forks both legs into a new recording. Recording is not
 // optional: a call that cannot be recorded does not go on.
-func (c *Call) startRecording(ctx context.Context) error {
+// The recording's timeline starts at `from` (the answer), so its duration
+// is the call's.
+func (c *Call) startRecording(ctx context.Context, from time.Time) error {
 	rec, err := c.srv.opts.Recorder.Start(ctx, recorder.Meta{
 		TenantID:  c.scope.Principal().TenantID(),
 		CallID:    c.rec.ID,
-		StartedAt: time.Now(),
+		StartedAt: from,
 		Channels:  channelMap,
 	})
 	if err != nil {
