@@ -24,6 +24,9 @@ var (
 	ErrInvalid  = errors.New("invalid")
 	// ErrSchemaTooNew means the database was migrated by a newer binary.
 	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
+	// ErrDenied means the database itself refused: a row-level security
+	// policy, a missing privilege, or an append-only table.
+	ErrDenied = errors.New("denied by the database")
 )
 
 func invalidf(format string, args ...any) error {
@@ -68,11 +71,32 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if db.now == nil {
 		db.now = time.Now
 	}
-	if err := migrate(ctx, b); err != nil {
+	if err := migrateWith(ctx, b); err != nil {
 		b.close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return db, nil
+}
+
+// migrator is a backend that migrates through another connection: Postgres
+// runs DDL as the role owning the tables, not as the gateway's role.
+type migrator interface {
+	migrator(ctx context.Context) (backend, error)
+}
+
+func migrateWith(ctx context.Context, b backend) error {
+	m, ok := b.(migrator)
+	if !ok {
+		return migrate(ctx, b)
+	}
+	mb, err := m.migrator(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if mb != b {
+		defer mb.close()
+	}
+	return migrate(ctx, mb)
 }
 
 // Close releases the connections.
