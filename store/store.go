@@ -96,7 +96,12 @@ func migrateWith(ctx context.Context, b backend) error {
 	if mb != b {
 		defer mb.close()
 	}
-	return migrate(ctx, mb)
+	err = migrate(ctx, mb)
+	if errors.Is(err, ErrDenied) && mb == b {
+		return fmt.Errorf("%w (the DSN's role may not change the schema: name the owner role with ?%s=ROLE, "+
+			"or run `blackbox migrate` with the owner's DSN first)", err, dsnMigrateAs)
+	}
+	return err
 }
 
 // Close releases the connections.
