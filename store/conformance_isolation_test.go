@@ -21,6 +21,7 @@ var notIsolation = map[string]string{
 	"DB.In":              "mints a scope; every case below goes through it",
 	"DB.SchemaVersion":   "binary's schema version",
 	"Scope.Principal":    "returns the scope's own principal",
+	"DB.RotateSecrets":   "operator action over every tenant, audited in each: TestRotateSecrets",
 	"DB.RawUnscoped":     "test-only hook",
 	"DB.RawUnscopedExec": "test-only hook",
 	"Scope.RawStrings":   "test-only hook",

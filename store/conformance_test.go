@@ -22,6 +22,7 @@ type harness struct {
 	name string
 	dsn  string
 	keys *secrets.Keyring
+	key  string           // the keyring's one key, encoded
 	path string           // SQLite: the database file
 	pg   *pgtest.Database // Postgres: the database, its roles and pg_dump
 }
@@ -45,7 +46,7 @@ func newHarness(t *testing.T, name string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{name: name, keys: kr}
+	h := &harness{name: name, keys: kr, key: key}
 	switch name {
 	case "sqlite":
 		h.path = filepath.Join(t.TempDir(), "bb.db")

@@ -58,3 +58,12 @@ func (db *DB) RawUnscopedExec(ctx context.Context, sql string) error {
 	_, err := b.pool.Exec(ctx, sql)
 	return err
 }
+
+// SealedColumns lists the columns rotation reaches, as table.column.
+func SealedColumns() []string {
+	out := make([]string, len(sealedColumns))
+	for i, c := range sealedColumns {
+		out[i] = c.table + "." + c.column
+	}
+	return out
+}
