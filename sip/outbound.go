@@ -216,30 +216,45 @@ func (s *Server) admit(c *Call, req *sip.Request, tx sip.ServerTransaction) bool
 	return true
 }
 
-// openMedia anchors the call's RTP and turns leg A's offer into leg B's.
-// A non-zero code is the response leg A gets.
-func (c *Call) openMedia(offer []byte) ([]byte, int) {
+// newMedia anchors the call's RTP: two port pairs. A non-zero code is the
+// response leg A gets.
+func (c *Call) newMedia() int {
 	ms, err := c.srv.opts.Media.NewSession(media.SessionOptions{
 		ID:           c.rec.ID,
 		OnTimeout:    c.onMediaTimeout,
+		OnDTMF:       c.onDTMF,
 		DeferTimeout: true, // armed on answer: ringing is not silence
 	})
 	if err != nil {
 		c.log.Error("media session", "error", err)
-		return nil, sip.StatusServiceUnavailable
+		return sip.StatusServiceUnavailable
 	}
 	c.mu.Lock()
 	c.media = ms
 	c.mu.Unlock()
-	out, err := ms.Offer(media.LegA, offer)
+	return 0
+}
+
+// openMedia anchors the call's RTP and turns leg A's offer into leg B's.
+// A non-zero code is the response leg A gets.
+func (c *Call) openMedia(offer []byte) ([]byte, int) {
+	if code := c.newMedia(); code != 0 {
+		return nil, code
+	}
+	out, err := c.media.Offer(media.LegA, offer)
 	if err != nil {
-		c.log.Info("leg a offer refused", "error", err)
-		if errors.Is(err, media.ErrBadSDP) || errors.Is(err, media.ErrNoCodec) {
-			return nil, sip.StatusNotAcceptableHere
-		}
-		return nil, sip.StatusServiceUnavailable
+		return nil, sdpRefused(c, err)
 	}
 	return out, 0
+}
+
+// sdpRefused logs an SDP error from leg A and maps it to a response code.
+func sdpRefused(c *Call, err error) int {
+	c.log.Info("leg a offer refused", "error", err)
+	if errors.Is(err, media.ErrBadSDP) || errors.Is(err, media.ErrNoCodec) {
+		return sip.StatusNotAcceptableHere
+	}
+	return sip.StatusServiceUnavailable
 }
 
 // relayProvisional passes 180/183 from leg B to leg A; early-media SDP goes
@@ -266,7 +281,9 @@ func (c *Call) relayProvisional(res *sip.Response) {
 	}
 }
 
-// answered completes the call once leg B has sent 2xx.
+// answered completes an outbound call once leg B has sent 2xx: recording
+// starts, the rep is answered, the callee (and the rep) hear the consent
+// announcement, and only a consent outcome bridges the two.
 func (c *Call) answered() {
 	c.mu.Lock()
 	bs := c.b
@@ -278,21 +295,55 @@ func (c *Call) answered() {
 	}
 	c.srv.calls.bind(c, bs.ID)
 	c.update(func(r *store.Call) { r.AnswerAt, r.BCode = time.Now(), 200 })
+	// Until consent, neither party hears the other: only the announcement.
+	c.media.SetBridge(c.consentMode == consentNone)
+	c.collectDigits()
+	if err := c.startRecording(ctx); err != nil {
+		c.log.Error("call not recorded: ending it", "error", err)
+		c.abortAnswered(sip.StatusServiceUnavailable, "recording_failed")
+		return
+	}
 	ans, err := c.media.Answer(media.LegB, bs.InviteResponse.Body())
 	if err != nil {
 		c.log.Warn("leg b answer SDP refused", "error", err)
-		c.mu.Lock()
-		c.established = true
-		c.mu.Unlock()
-		_ = c.a.Respond(sip.StatusNotAcceptableHere, "Not Acceptable Here", nil)
-		c.hangup(endFailed, "system")
+		c.abortAnswered(sip.StatusNotAcceptableHere, endFailed)
 		return
 	}
 	if !c.establish(ans) {
 		return
 	}
 	c.media.ArmTimeout()
-	c.log.Info("call answered")
+	if c.consentMode != consentNone {
+		result := c.runConsent(c.consentMode, media.LegB, media.LegA, media.LegB)
+		if !consented(result) {
+			c.refuse(result)
+			return
+		}
+		c.media.SetBridge(true)
+	}
+	c.log.Info("call bridged")
+}
+
+// abortAnswered ends a call whose leg B answered but leg A cannot be.
+func (c *Call) abortAnswered(code int, end string) {
+	c.mu.Lock()
+	c.established = true // so hangup BYEs leg B
+	c.mu.Unlock()
+	_ = c.a.Respond(code, reasonPhrase(code), nil)
+	c.mu.Lock()
+	c.rec.ACode = code
+	c.mu.Unlock()
+	c.hangup(end, "system")
+}
+
+// refuse ends a call whose consent prompt did not end in consent; nothing
+// of the party is recorded after a refusal.
+func (c *Call) refuse(result store.ConsentResult) {
+	c.stopRecording()
+	if result == store.ConsentHangupDuringPrompt {
+		return // the hangup already ended the call
+	}
+	c.hangup(consentEnd(result), "system")
 }
 
 // onMediaTimeout hangs up a call whose media went silent.

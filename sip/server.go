@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blackbox-gw/blackbox/media"
+	"github.com/blackbox-gw/blackbox/recorder"
 	"github.com/blackbox-gw/blackbox/store"
 )
 
@@ -55,6 +56,8 @@ type Options struct {
 
 	DB         *store.DB
 	Media      *media.Engine
+	Recorder   *recorder.Manager // every call is recorded
+	Consent    ConsentOptions
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -65,6 +68,10 @@ func (o *Options) validate() error {
 		return errors.New("sip: Options.DB is required")
 	case o.Media == nil:
 		return errors.New("sip: Options.Media is required")
+	case o.Recorder == nil:
+		return errors.New("sip: Options.Recorder is required: every call is recorded")
+	case o.Consent.Prompt == nil:
+		return errors.New("sip: Options.Consent.Prompt is required")
 	case !o.ExternalHost.IsValid() || o.ExternalHost.IsUnspecified():
 		return errors.New("sip: Options.ExternalHost must be a reachable address")
 	case len(o.Listen) == 0:
@@ -97,6 +104,12 @@ func (o *Options) validate() error {
 	}
 	if o.MaxCalls <= 0 {
 		o.MaxCalls = 2000
+	}
+	if o.Consent.Mode == "" {
+		o.Consent.Mode = store.ConsentAnnounce
+	}
+	if o.Consent.DTMFTimeout <= 0 {
+		o.Consent.DTMFTimeout = 10 * time.Second
 	}
 	return nil
 }

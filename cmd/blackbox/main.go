@@ -49,6 +49,8 @@ func commands() []command {
 		{"number add", "number add --tenant NAME --number +E164 --user U --config FILE", runNumberAdd},
 		{"number list", "number list --tenant NAME --config FILE", runNumberList},
 		{"calls list", "calls list --tenant NAME [--json] [--limit N] --config FILE", runCallsList},
+		{"recordings list", "recordings list --tenant NAME [--json] [--failed] [--call ID] --config FILE", runRecordingsList},
+		{"verify", "verify --tenant NAME (--call ID | --all) --config FILE", runVerify},
 		{"audit list", "audit list --tenant NAME [--json] [--action A] --config FILE", runAuditList},
 	}
 }

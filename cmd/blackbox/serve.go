@@ -20,8 +20,10 @@ import (
 
 	"github.com/blackbox-gw/blackbox/config"
 	"github.com/blackbox-gw/blackbox/media"
+	"github.com/blackbox-gw/blackbox/recorder"
 	"github.com/blackbox-gw/blackbox/sip"
 	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/objects"
 	"github.com/blackbox-gw/blackbox/store/secrets"
 )
 
@@ -80,6 +82,37 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 	}
 	defer engine.Close()
 
+	objs, err := objects.Open(ctx, cfg.Objects.URL, objects.Options{SSE: cfg.Objects.SSE, SSEKMSKeyID: cfg.Objects.SSEKMSKeyID})
+	if err != nil {
+		return fmt.Errorf("objects: %w", err)
+	}
+	rec, err := recorder.New(recorder.Options{
+		SpoolDir:       cfg.Recorder.SpoolDir,
+		SyncInterval:   cfg.Recorder.SyncInterval,
+		Objects:        objs,
+		DB:             db,
+		UploadAttempts: cfg.Recorder.UploadAttempts,
+		Logger:         log.With("component", "recorder"),
+		Registerer:     reg,
+		Node:           cfg.Node,
+	})
+	if err != nil {
+		return fmt.Errorf("recorder: %w", err)
+	}
+	// The recorder outlives the SIP drain so calls ending during it are
+	// finalised; whatever is still pending is recovered at the next start.
+	recCtx, stopRec := context.WithCancel(context.Background())
+	defer stopRec()
+	recDone := make(chan error, 1)
+	go func() { recDone <- rec.Run(recCtx) }()
+	defer func() { stopRec(); <-recDone }()
+
+	pc := cfg.Consent.Prompts[cfg.Consent.Prompt]
+	prompt, err := media.LoadPrompt(pc.File, cfg.Consent.Prompt, pc.Version)
+	if err != nil {
+		return fmt.Errorf("consent prompt: %w", err)
+	}
+
 	nonceKey, err := kr.Derive("sip-digest-nonce")
 	if err != nil {
 		return err
@@ -107,8 +140,14 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 		Node:         cfg.Node,
 		DB:           db,
 		Media:        engine,
-		Logger:       log,
-		Registerer:   reg,
+		Recorder:     rec,
+		Consent: sip.ConsentOptions{
+			Prompt:      prompt,
+			Mode:        store.ConsentMode(cfg.Consent.Mode),
+			DTMFTimeout: cfg.Consent.DTMFTimeout,
+		},
+		Logger:     log,
+		Registerer: reg,
 	})
 	if err != nil {
 		return err
