@@ -36,7 +36,7 @@ func backends(t *testing.T, fn func(t *testing.T, h *harness)) {
 	}
 }
 
-func newHarness(t *testing.T, name string) *harness {
+func newHarness(t testing.TB, name string) *harness {
 	t.Helper()
 	key, err := secrets.Generate()
 	if err != nil {
