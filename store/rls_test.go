@@ -238,7 +238,8 @@ func TestRLSCoversEveryTenantTable(t *testing.T) {
 	defer su.Close(ctx)
 	rows, err := su.Query(ctx, `SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
 			(SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid),
-			pg_get_userbyid(c.relowner)
+			pg_get_userbyid(c.relowner),
+			(SELECT COALESCE(string_agg(p.polcmd::text || ' ' || pg_get_expr(p.polqual, p.polrelid), '; '), '') FROM pg_policy p WHERE p.polrelid = c.oid)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = 'public' AND c.relkind = 'r'
 		  AND (c.relname = 'tenants' OR EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id'))`)
@@ -247,15 +248,20 @@ func TestRLSCoversEveryTenantTable(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for rows.Next() {
-		var name, owner string
+		var name, owner, policy string
 		var enabled, forced bool
 		var policies int
-		if err := rows.Scan(&name, &enabled, &forced, &policies, &owner); err != nil {
+		if err := rows.Scan(&name, &enabled, &forced, &policies, &owner, &policy); err != nil {
 			t.Fatal(err)
 		}
 		seen[name] = true
 		if !enabled || !forced || policies == 0 {
 			t.Errorf("table %s: row security enabled=%v forced=%v policies=%d", name, enabled, forced, policies)
+		}
+		// One policy for every command, keyed on the transaction's settings.
+		if policies != 1 || !strings.HasPrefix(policy, "* ") || !strings.Contains(policy, "current_setting('app.tenant_id'::text, true)") ||
+			!strings.Contains(policy, "current_setting('app.scope'::text, true) = 'system'::text") {
+			t.Errorf("table %s: policies %q", name, policy)
 		}
 		if owner == "blackbox_app" {
 			t.Errorf("table %s is owned by the gateway's role", name)

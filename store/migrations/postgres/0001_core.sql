@@ -31,17 +31,36 @@ BEGIN
 END
 $$;
 
+-- blackbox_isolate puts a tenant table under the one isolation policy, so
+-- every table (in this and later migrations) gets exactly the same rule:
+-- row-level security enabled and forced, visible and writable only in its
+-- tenant's scope or the system scope; blackbox_app may read and write it,
+-- or with append_only only read and add to it.
+CREATE FUNCTION blackbox_isolate(tbl regclass, tenant_col name DEFAULT 'tenant_id', append_only boolean DEFAULT false)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+    EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+    EXECUTE format('CREATE POLICY tenant_isolation ON %s USING '
+        '(%I = current_setting(''app.tenant_id'', true) OR current_setting(''app.scope'', true) = ''system'')', tbl, tenant_col);
+    IF append_only THEN
+        EXECUTE format('GRANT SELECT, INSERT ON %s TO blackbox_app', tbl);
+        EXECUTE format('CREATE TRIGGER append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON %s '
+            'FOR EACH STATEMENT EXECUTE FUNCTION blackbox_append_only()', tbl);
+    ELSE
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO blackbox_app', tbl);
+    END IF;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION blackbox_isolate(regclass, name, boolean) FROM PUBLIC;
+
 CREATE TABLE tenants (
     id              TEXT PRIMARY KEY,
     name            TEXT NOT NULL UNIQUE,
     default_country TEXT NOT NULL,
     created_at      BIGINT NOT NULL
 );
-ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
-ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON tenants
-    USING (id = current_setting('app.tenant_id', true) OR current_setting('app.scope', true) = 'system');
-GRANT SELECT, INSERT, UPDATE, DELETE ON tenants TO blackbox_app;
+SELECT blackbox_isolate('tenants', 'id');
 
 -- SIP usernames are unique across the gateway: the digest username alone
 -- identifies the tenant. Passwords are kept only as HA1 digests of the realm.
@@ -57,11 +76,7 @@ CREATE TABLE users (
     created_at  BIGINT NOT NULL
 );
 CREATE INDEX users_tenant ON users (tenant_id);
-ALTER TABLE users ENABLE ROW LEVEL SECURITY;
-ALTER TABLE users FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON users
-    USING (tenant_id = current_setting('app.tenant_id', true) OR current_setting('app.scope', true) = 'system');
-GRANT SELECT, INSERT, UPDATE, DELETE ON users TO blackbox_app;
+SELECT blackbox_isolate('users');
 
 -- A DID belongs to one tenant and rings one user; the user may present it.
 CREATE TABLE numbers (
@@ -71,11 +86,7 @@ CREATE TABLE numbers (
     created_at  BIGINT NOT NULL
 );
 CREATE INDEX numbers_tenant_user ON numbers (tenant_id, user_id);
-ALTER TABLE numbers ENABLE ROW LEVEL SECURITY;
-ALTER TABLE numbers FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON numbers
-    USING (tenant_id = current_setting('app.tenant_id', true) OR current_setting('app.scope', true) = 'system');
-GRANT SELECT, INSERT, UPDATE, DELETE ON numbers TO blackbox_app;
+SELECT blackbox_isolate('numbers');
 
 -- password_sealed is a Fernet token, never the password.
 CREATE TABLE trunks (
@@ -90,11 +101,7 @@ CREATE TABLE trunks (
     created_at      BIGINT NOT NULL,
     UNIQUE (tenant_id, name)
 );
-ALTER TABLE trunks ENABLE ROW LEVEL SECURITY;
-ALTER TABLE trunks FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON trunks
-    USING (tenant_id = current_setting('app.tenant_id', true) OR current_setting('app.scope', true) = 'system');
-GRANT SELECT, INSERT, UPDATE, DELETE ON trunks TO blackbox_app;
+SELECT blackbox_isolate('trunks');
 
 -- Registrations (RFC 3261 bindings), with where the REGISTER really came from.
 CREATE TABLE bindings (
@@ -114,11 +121,7 @@ CREATE TABLE bindings (
 );
 CREATE INDEX bindings_tenant_user ON bindings (tenant_id, user_id);
 CREATE INDEX bindings_expires ON bindings (expires_at);
-ALTER TABLE bindings ENABLE ROW LEVEL SECURITY;
-ALTER TABLE bindings FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON bindings
-    USING (tenant_id = current_setting('app.tenant_id', true) OR current_setting('app.scope', true) = 'system');
-GRANT SELECT, INSERT, UPDATE, DELETE ON bindings TO blackbox_app;
+SELECT blackbox_isolate('bindings');
 
 -- One row per call. Leg a is the dialog that reached Blackbox, leg b the one
 -- Blackbox created (outbound: a = rep, b = trunk; inbound: a = trunk, b = rep).
@@ -144,11 +147,7 @@ CREATE TABLE calls (
 );
 CREATE INDEX calls_tenant_invite ON calls (tenant_id, invite_at);
 CREATE INDEX calls_tenant_user ON calls (tenant_id, user_id, invite_at);
-ALTER TABLE calls ENABLE ROW LEVEL SECURITY;
-ALTER TABLE calls FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON calls
-    USING (tenant_id = current_setting('app.tenant_id', true) OR current_setting('app.scope', true) = 'system');
-GRANT SELECT, INSERT, UPDATE, DELETE ON calls TO blackbox_app;
+SELECT blackbox_isolate('calls');
 
 -- Append-only record of who did what: the gateway may add and read, never
 -- change or remove.
@@ -162,10 +161,4 @@ CREATE TABLE audit_events (
     at          BIGINT NOT NULL
 );
 CREATE INDEX audit_tenant_at ON audit_events (tenant_id, at);
-ALTER TABLE audit_events ENABLE ROW LEVEL SECURITY;
-ALTER TABLE audit_events FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON audit_events
-    USING (tenant_id = current_setting('app.tenant_id', true) OR current_setting('app.scope', true) = 'system');
-GRANT SELECT, INSERT ON audit_events TO blackbox_app;
-CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_events
-    FOR EACH STATEMENT EXECUTE FUNCTION blackbox_append_only();
+SELECT blackbox_isolate('audit_events', append_only => true);

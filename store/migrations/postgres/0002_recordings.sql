@@ -1,5 +1,5 @@
--- Recordings and consent events: the columns of migrations/sqlite/0002, with
--- the isolation of 0001 (row-level security forced, one tenant policy).
+-- Recordings and consent events: the columns of migrations/sqlite/0002, each
+-- table isolated by blackbox_isolate (0001).
 
 -- One row per recording, inserted before any audio is written. The object key
 -- is chosen at insert time so every upload retry writes the same object.
@@ -35,11 +35,7 @@ CREATE TABLE recordings (
 CREATE INDEX recordings_tenant_call ON recordings (tenant_id, call_id);
 CREATE INDEX recordings_tenant_state ON recordings (tenant_id, state);
 CREATE INDEX recordings_node_state ON recordings (node, state);
-ALTER TABLE recordings ENABLE ROW LEVEL SECURITY;
-ALTER TABLE recordings FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON recordings
-    USING (tenant_id = current_setting('app.tenant_id', true) OR current_setting('app.scope', true) = 'system');
-GRANT SELECT, INSERT, UPDATE, DELETE ON recordings TO blackbox_app;
+SELECT blackbox_isolate('recordings');
 
 -- Append-only: what each party was told about recording and what they did.
 -- prompt_version is "label:sha256-of-audio", so the exact words are provable.
@@ -58,10 +54,4 @@ CREATE TABLE consent_events (
     ended_at       BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX consent_tenant_call ON consent_events (tenant_id, call_id, started_at);
-ALTER TABLE consent_events ENABLE ROW LEVEL SECURITY;
-ALTER TABLE consent_events FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON consent_events
-    USING (tenant_id = current_setting('app.tenant_id', true) OR current_setting('app.scope', true) = 'system');
-GRANT SELECT, INSERT ON consent_events TO blackbox_app;
-CREATE TRIGGER consent_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON consent_events
-    FOR EACH STATEMENT EXECUTE FUNCTION blackbox_append_only();
+SELECT blackbox_isolate('consent_events', append_only => true);
