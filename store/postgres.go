@@ -13,6 +13,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// The Postgres DSN is the gateway's own connection (user blackbox_app, or a
+// role that is a member of it), with two optional parameters of ours:
+//
+//	postgres://blackbox_app:APP_PW@db:5432/blackbox?sslmode=verify-full&migrate_as=blackbox_owner&migrate_password=OWNER_PW
+//
+// migrate_as names the role that owns the tables; migrations (at `blackbox
+// migrate` and at every start) connect as it, to the same host and database.
+// Without migrate_password pgx looks the owner's password up in ~/.pgpass
+// (or PGPASSFILE). Without migrate_as the DSN's own role migrates, which
+// works only once the schema is current (an operator ran `blackbox migrate`
+// with the owner's DSN) or when that role owns the tables. Every pgx and
+// pgxpool parameter (pool_max_conns, sslmode, ...) passes through.
+
 //go:embed migrations/postgres/*.sql
 var postgresMigrations embed.FS
 
