@@ -18,7 +18,7 @@ import (
 func TestTwoNodesStoreOneRecording(t *testing.T) {
 	backends(t, func(t *testing.T, h *harness) {
 		ctx := context.Background()
-		db1, sa, _ := twoTenants(t, h)
+		db1, sa, _ := tenantsIn(t, h)
 		db2 := h.db(t)
 		tenant := sa.Principal().TenantID()
 		nodes := []*store.Scope{db1.In(store.System(tenant)), db2.In(store.System(tenant))}

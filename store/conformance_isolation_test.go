@@ -315,7 +315,7 @@ var isolationCases = map[string]func(t *testing.T, f *isolationFixture){
 func TestTenantIsolation(t *testing.T) {
 	backends(t, func(t *testing.T, h *harness) {
 		ctx := context.Background()
-		db, sa, sb := twoTenants(t, h)
+		db, sa, sb := tenantsIn(t, h)
 		f := &isolationFixture{db: db, a: sa, b: sb}
 		f.callA = populate(t, sa, "alice", "+14155550100", "carrier-a")
 		populate(t, sb, "gina", "+14155550199", "carrier-b")

@@ -104,9 +104,23 @@ func (h *harness) atRest(t *testing.T) map[string][]byte {
 	return out
 }
 
-// twoTenants returns scopes of two tenants, acme (A) and globex (B), in a
+// openTest opens a fresh SQLite store and returns it with its file: for tests
+// that are about SQLite alone (the suite's tests take a harness instead).
+func openTest(t *testing.T) (*store.DB, string) {
+	t.Helper()
+	h := newHarness(t, "sqlite")
+	return h.db(t), h.path
+}
+
+// twoTenants is tenantsIn on a fresh SQLite store.
+func twoTenants(t *testing.T) (*store.DB, *store.Scope, *store.Scope) {
+	t.Helper()
+	return tenantsIn(t, newHarness(t, "sqlite"))
+}
+
+// tenantsIn returns scopes of two tenants, acme (A) and globex (B), in a
 // fresh database of h.
-func twoTenants(t *testing.T, h *harness) (*store.DB, *store.Scope, *store.Scope) {
+func tenantsIn(t *testing.T, h *harness) (*store.DB, *store.Scope, *store.Scope) {
 	t.Helper()
 	ctx := context.Background()
 	db := h.db(t)

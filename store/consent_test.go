@@ -13,7 +13,7 @@ import (
 func TestConsentEvents(t *testing.T) {
 	backends(t, func(t *testing.T, h *harness) {
 		ctx := context.Background()
-		_, sa, sb := twoTenants(t, h)
+		_, sa, sb := tenantsIn(t, h)
 		t0 := time.UnixMilli(1_700_000_000_000).UTC()
 		version := store.PromptVersion("consent-en-v3", strings.Repeat("ab", 32))
 

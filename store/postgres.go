@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -216,7 +218,70 @@ func setScope(ctx context.Context, tx pgx.Tx, scope txScope) error {
 
 type pgTx struct{ tx pgx.Tx }
 
+// bind returns the SQL and arguments to send. The shared queries may leave an
+// argument unreferenced (SQLite ignores it, and the policy counters pass the
+// user to every read); Postgres cannot type a parameter nothing uses and
+// refuses more arguments than its statement has. Such a query is sent with
+// its placeholders renumbered to the arguments it uses.
+func bind(q string, args []any) (string, []any) {
+	if len(args) == 0 {
+		return q, args
+	}
+	used := make([]bool, len(args))
+	forEachParam(q, func(n int) {
+		if n <= len(used) {
+			used[n-1] = true
+		}
+	})
+	renum := make([]int, len(args))
+	var kept []any
+	for i, u := range used {
+		if u {
+			kept = append(kept, args[i])
+			renum[i] = len(kept)
+		}
+	}
+	if len(kept) == len(args) {
+		return q, args
+	}
+	var b strings.Builder
+	last := 0
+	forEachParamAt(q, func(start, end, n int) {
+		if n <= len(renum) {
+			b.WriteString(q[last:start])
+			b.WriteString("$" + strconv.Itoa(renum[n-1]))
+			last = end
+		}
+	})
+	b.WriteString(q[last:])
+	return b.String(), kept
+}
+
+func forEachParam(q string, fn func(n int)) {
+	forEachParamAt(q, func(_, _, n int) { fn(n) })
+}
+
+// forEachParamAt calls fn with the span and number of every $N in q. The
+// shared queries hold no string literal or comment with a '$' in it.
+func forEachParamAt(q string, fn func(start, end, n int)) {
+	for i := 0; i < len(q); i++ {
+		if q[i] != '$' {
+			continue
+		}
+		j, n := i+1, 0
+		for j < len(q) && q[j] >= '0' && q[j] <= '9' && n < 1<<16 {
+			n = n*10 + int(q[j]-'0')
+			j++
+		}
+		if n > 0 {
+			fn(i, j, n)
+			i = j - 1
+		}
+	}
+}
+
 func (t pgTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	q, args = bind(q, args)
 	tag, err := t.tx.Exec(ctx, q, args...)
 	if err != nil {
 		return 0, mapPGErr(err)
@@ -225,6 +290,7 @@ func (t pgTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 func (t pgTx) Query(ctx context.Context, q string, args ...any) (rows, error) {
+	q, args = bind(q, args)
 	rs, err := t.tx.Query(ctx, q, args...)
 	if err != nil {
 		return nil, mapPGErr(err)
@@ -233,6 +299,7 @@ func (t pgTx) Query(ctx context.Context, q string, args ...any) (rows, error) {
 }
 
 func (t pgTx) QueryRow(ctx context.Context, q string, args ...any) row {
+	q, args = bind(q, args)
 	return pgRow{t.tx.QueryRow(ctx, q, args...)}
 }
 

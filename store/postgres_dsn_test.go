@@ -39,3 +39,30 @@ func TestSplitPostgresDSN(t *testing.T) {
 		})
 	}
 }
+
+func TestBindRenumbersUnusedArguments(t *testing.T) {
+	for _, c := range []struct {
+		sql      string
+		args     []any
+		wantSQL  string
+		wantArgs []any
+	}{
+		{"SELECT $1, $2", []any{"a", "b"}, "SELECT $1, $2", []any{"a", "b"}},
+		{"SELECT x FROM t WHERE a = $1 AND 1 = 1", []any{"t", "u"}, "SELECT x FROM t WHERE a = $1 AND 1 = 1", []any{"t"}},
+		{"SELECT $1, $3, $3", []any{"a", "b", "c"}, "SELECT $1, $2, $2", []any{"a", "c"}},
+		{"SELECT $10, $1", []any{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, "SELECT $2, $1", []any{1, 10}},
+		{"SELECT 1", []any{"a"}, "SELECT 1", []any{}},
+		{"SELECT $$", []any{"a"}, "SELECT $$", []any{}},
+	} {
+		sql, args := bind(c.sql, c.args)
+		if sql != c.wantSQL || len(args) != len(c.wantArgs) {
+			t.Errorf("bind(%q, %v) = %q %v; want %q %v", c.sql, c.args, sql, args, c.wantSQL, c.wantArgs)
+			continue
+		}
+		for i := range args {
+			if args[i] != c.wantArgs[i] {
+				t.Errorf("bind(%q): args %v; want %v", c.sql, args, c.wantArgs)
+			}
+		}
+	}
+}

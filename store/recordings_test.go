@@ -25,7 +25,7 @@ var (
 func TestRecordingLifecycle(t *testing.T) {
 	backends(t, func(t *testing.T, h *harness) {
 		ctx := context.Background()
-		db, sa, sb := twoTenants(t, h)
+		db, sa, sb := tenantsIn(t, h)
 
 		r, created, err := sa.CreateRecording(ctx, newRecording("call-1", "k1"))
 		if err != nil || !created {
@@ -136,7 +136,7 @@ func TestRecordingLifecycle(t *testing.T) {
 func TestRecordingsFilterAndPaging(t *testing.T) {
 	backends(t, func(t *testing.T, h *harness) {
 		ctx := context.Background()
-		_, sa, sb := twoTenants(t, h)
+		_, sa, sb := tenantsIn(t, h)
 		var ids []string
 		for i, call := range []string{"c1", "c1", "c2"} {
 			r, _, err := sa.CreateRecording(ctx, newRecording(call, "key"+string(rune('0'+i))))

@@ -64,7 +64,7 @@ func populate(t *testing.T, s *store.Scope, user, number, trunk string) store.Ca
 func TestRLSProof(t *testing.T) {
 	h := newHarness(t, "postgres")
 	ctx := context.Background()
-	_, sa, sb := twoTenants(t, h)
+	_, sa, sb := tenantsIn(t, h)
 	callA := populate(t, sa, "alice", "+14155550100", "carrier-a")
 	callB := populate(t, sb, "gina", "+14155550199", "carrier-b")
 	tenantA, tenantB := sa.Principal().TenantID(), sb.Principal().TenantID()
@@ -143,7 +143,7 @@ func TestRLSWithoutScope(t *testing.T) {
 	h := newHarness(t, "postgres")
 	h.dsn += "&pool_max_conns=1" // one connection: the scoped one is reused below
 	ctx := context.Background()
-	db, sa, _ := twoTenants(t, h)
+	db, sa, _ := tenantsIn(t, h)
 	populate(t, sa, "alice", "+14155550100", "carrier-a")
 	if calls, err := sa.Calls(ctx, store.CallFilter{}); err != nil || len(calls) != 1 {
 		t.Fatalf("scoped read: %v %v", calls, err)
@@ -181,7 +181,7 @@ func TestRLSWithoutScope(t *testing.T) {
 func TestAppendOnly(t *testing.T) {
 	h := newHarness(t, "postgres")
 	ctx := context.Background()
-	_, sa, _ := twoTenants(t, h)
+	_, sa, _ := tenantsIn(t, h)
 	populate(t, sa, "alice", "+14155550100", "carrier-a")
 	owner, err := pgx.Connect(ctx, h.pg.OwnerDSN)
 	if err != nil {

@@ -107,7 +107,7 @@ func TestRotateSecrets(t *testing.T) {
 func TestRotationReachesEverySealedColumn(t *testing.T) {
 	backends(t, func(t *testing.T, h *harness) {
 		ctx := context.Background()
-		_, sa, _ := twoTenants(t, h)
+		_, sa, _ := tenantsIn(t, h)
 		q := `SELECT table_name || '.' || column_name FROM information_schema.columns
 			WHERE table_schema = 'public' AND column_name LIKE '%\_sealed' ESCAPE '\'`
 		if h.pg == nil {
