@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -276,6 +279,31 @@ func TestRLSCoversEveryTenantTable(t *testing.T) {
 	for name := range tenantTables {
 		if !seen[name] {
 			t.Errorf("tenantTables lists %s, which the schema lacks", name)
+		}
+	}
+}
+
+// TestNoStoreCodeRewritesHistory: no query of the store updates or deletes
+// rows of an append-only table (on SQLite this is the guarantee; Postgres
+// adds its grants and triggers).
+func TestNoStoreCodeRewritesHistory(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("store sources: %v %v", files, err)
+	}
+	for _, table := range appendOnly {
+		re := regexp.MustCompile(`(?is)\b(UPDATE|DELETE\s+FROM|TRUNCATE|REPLACE\s+INTO|INSERT\s+OR\s+REPLACE\s+INTO)\s+` + table + `\b`)
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := re.Find(src); m != nil {
+				t.Errorf("%s rewrites the append-only %s: %q", f, table, m)
+			}
 		}
 	}
 }
