@@ -3,47 +3,22 @@ package e2e
 import (
 	"context"
 	"net/netip"
-	"os/exec"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
 // Fixtures for the tests that run the real `blackbox serve` (issues 2 and 3).
-// Until cmd/blackbox has a serve command those tests skip, loudly.
-
-var serveProbe struct {
-	once sync.Once
-	msg  string // why serve is unusable, "" when it works
-}
-
-// requireServe skips a test while the built blackbox is the placeholder
-// that prints "under construction".
-func requireServe(t *testing.T) {
-	t.Helper()
-	bin := requireBinary(t)
-	serveProbe.once.Do(func() {
-		out, _ := exec.Command(bin, "serve", "--config", "/nonexistent/blackbox.yaml").CombinedOutput()
-		if strings.Contains(string(out), "under construction") {
-			serveProbe.msg = "!!! blackbox serve is not implemented yet (cmd/blackbox prints \"under construction\"): gateway end-to-end test NOT run"
-		}
-	})
-	if serveProbe.msg != "" {
-		t.Skip(serveProbe.msg)
-	}
-}
 
 // The numbers and names every gateway test provisions.
 const (
 	fxTenant      = "acme"
 	fxRep         = "alice"
 	fxRepPass     = "alice-sip-secret"
-	fxRepCallerID = "+15550100001" // alice's caller ID and DID
-	fxCallee      = "+15550100200" // a number on the carrier's side
-	fxSpoofed     = "+15550100999" // uas-answer-check-cid.xml fails the call on it
-	fxExternal    = "+15557654321" // an outside caller on inbound calls
+	fxRepCallerID = "+12125550101" // alice's caller ID and DID
+	fxCallee      = "+12125550200" // a number on the carrier's side
+	fxSpoofed     = "+12125550999" // uas-answer-check-cid.xml fails the call on it
+	fxExternal    = "+13125557654" // an outside caller on inbound calls
 )
 
 // carrierIP is the carrier's loopback address: the gateway tells a trunk
@@ -64,7 +39,6 @@ type callFixture struct {
 // fx.trunkPort (or leave it closed for an unreachable trunk).
 func newCallFixture(t *testing.T, opts GatewayOptions, trunkMods ...func(*TrunkSpec)) *callFixture {
 	t.Helper()
-	requireServe(t)
 	requireTool(t, "sipp")
 	gw := newGateway(t, opts)
 	fx := &callFixture{gw: gw, trunkPort: freePort(t)}

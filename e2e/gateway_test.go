@@ -496,3 +496,19 @@ func tail(s string, n int) string {
 	}
 	return "[... " + fmt.Sprint(len(s)-n) + " bytes cut ...]\n" + s[len(s)-n:]
 }
+
+// waitConsent waits until the gateway has recorded a consent outcome (the
+// call is bridged from then on, or ended).
+func (g *Gateway) waitConsent(t *testing.T, ctx context.Context) {
+	t.Helper()
+	for {
+		if g.Metrics(t).Sum("blackbox_consent_events_total") >= 1 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("no consent outcome: the call was never bridged")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

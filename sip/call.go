@@ -12,6 +12,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/blackbox-gw/blackbox/media"
+	"github.com/blackbox-gw/blackbox/policy"
 	"github.com/blackbox-gw/blackbox/recorder"
 	"github.com/blackbox-gw/blackbox/store"
 )
@@ -30,6 +31,7 @@ const (
 	endUnreachable      = "contact_unreachable"
 	endFailed           = "failed"
 	endNoAck            = "no_ack"
+	endSpendCap         = "spend_cap"
 )
 
 // Call joins leg A (the dialog that reached Blackbox, where Blackbox is UAS)
@@ -57,6 +59,7 @@ type Call struct {
 
 	recording   *recorder.Recording
 	consentMode store.ConsentMode
+	ticket      policy.Ticket // the policy slot held; released in finish
 	// digits carries RFC 4733 digits once collecting starts (at answer);
 	// the consent prompt reads them.
 	digits     chan digit
@@ -71,7 +74,7 @@ type Call struct {
 func (s *Server) newCall(scope *store.Scope, rec store.Call) *Call {
 	ctx, cancel := context.WithCancelCause(s.ctxOrBackground())
 	return &Call{
-		consentMode: s.opts.Consent.Mode,
+		consentMode: store.ConsentAnnounce,
 		digits:      make(chan digit, 8),
 		srv:         s,
 		log:         s.log.With("call", rec.ID, "direction", rec.Direction),
@@ -174,6 +177,7 @@ func (c *Call) finish(reason, by string, aCode, bCode int) {
 	c.mu.Unlock()
 	c.setupCancel(cause) // stop whatever setup still runs
 	c.stopRecording()
+	c.settlePolicy()
 	if ms != nil {
 		if err := ms.Close(); err != nil {
 			c.log.Warn("close media", "error", err)

@@ -6,20 +6,33 @@ import (
 	"time"
 
 	"github.com/blackbox-gw/blackbox/media"
+	"github.com/blackbox-gw/blackbox/policy"
 	"github.com/blackbox-gw/blackbox/store"
 )
 
 // ConsentOptions configure the announcement played before a call is
-// bridged. Mode is the default until the policy decides per call.
+// bridged; the policy decides per call whether it asks for a key press.
 type ConsentOptions struct {
 	Prompt      *media.Prompt
-	Mode        store.ConsentMode
 	DTMFTimeout time.Duration
 }
 
-// consentMode "none": no announcement (emergency calls only; the policy
-// decides, never a rep).
+// consentNone: no announcement (emergency calls only; the policy decides,
+// never a rep).
 const consentNone store.ConsentMode = ""
+
+// consentMode maps the policy's decision onto the stored mode.
+func consentMode(m policy.ConsentMode) store.ConsentMode {
+	switch m {
+	case policy.ModeNone:
+		return consentNone
+	case policy.ModeAnnounceDTMF:
+		return store.ConsentAnnounceDTMF
+	}
+	// Anything else, or nothing, is the plain announcement: a call is never
+	// left unannounced by accident.
+	return store.ConsentAnnounce
+}
 
 // runConsent plays the announcement to playTo and, in announce_dtmf mode,
 // waits for the party on leg `from` to press 1 (accept) or 2 (decline).

@@ -65,16 +65,34 @@ func (s *Server) inbound(req *sip.Request, tx sip.ServerTransaction, trunks []st
 		}
 	}
 
+	callID := store.NewCallID()
+	d, err := s.opts.Policy.DecideInbound(ctx, policy.InboundRequest{
+		TenantID: tenant.ID, TenantName: tenant.Name, UserID: num.UserID, Username: num.Username,
+		DefaultCountry: tenant.DefaultCountry, Caller: caller, Callee: num.Number, CallID: callID,
+	})
+	if err != nil {
+		s.log.Error("inbound: policy", "error", err)
+		s.respond(tx, req, sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
+		return
+	}
+	if !d.Allow {
+		s.refusePolicy(tx, req, d)
+		return
+	}
 	a, err := s.dialogUAFor(req.Transport()).ReadInvite(req, tx)
 	if err != nil {
+		_ = s.opts.Policy.Finish(ctx, d.Ticket, policy.Outcome{})
 		s.respond(tx, req, sip.StatusBadRequest, "Bad Request")
 		return
 	}
-	rec := store.Call{ID: store.NewCallID(), UserID: num.UserID, Direction: store.Inbound, Caller: caller, Callee: num.Number,
+	rec := store.Call{ID: callID, UserID: num.UserID, Direction: store.Inbound, Caller: caller, Callee: num.Number,
 		TrunkID: scope.Principal().TrunkID(), ACallID: req.CallID().Value(), InviteAt: time.Now(), Node: s.opts.Node}
 	c := s.newCall(scope, rec)
 	c.a = a
+	c.ticket = d.Ticket
+	c.consentMode = consentMode(d.Mode)
 	if !s.admit(c, req, tx) {
+		_ = s.opts.Policy.Finish(ctx, d.Ticket, policy.Outcome{})
 		return
 	}
 	defer s.wg.Done()
@@ -159,6 +177,7 @@ func (s *Server) inbound(req *sip.Request, tx sip.ServerTransaction, trunks []st
 		return
 	}
 	c.update(func(r *store.Call) { r.AnswerAt, r.BCode = time.Now(), 200 })
+	c.enforceMaxDuration()
 	c.media.SetBridge(true)
 	c.log.Info("call bridged")
 }

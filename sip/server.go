@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blackbox-gw/blackbox/media"
+	"github.com/blackbox-gw/blackbox/policy"
 	"github.com/blackbox-gw/blackbox/recorder"
 	"github.com/blackbox-gw/blackbox/store"
 )
@@ -58,6 +59,7 @@ type Options struct {
 	Media      *media.Engine
 	Recorder   *recorder.Manager // every call is recorded
 	Consent    ConsentOptions
+	Policy     *policy.Engine // decides every call before it leaves, and its consent mode
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -72,6 +74,8 @@ func (o *Options) validate() error {
 		return errors.New("sip: Options.Recorder is required: every call is recorded")
 	case o.Consent.Prompt == nil:
 		return errors.New("sip: Options.Consent.Prompt is required")
+	case o.Policy == nil:
+		return errors.New("sip: Options.Policy is required")
 	case !o.ExternalHost.IsValid() || o.ExternalHost.IsUnspecified():
 		return errors.New("sip: Options.ExternalHost must be a reachable address")
 	case len(o.Listen) == 0:
@@ -104,9 +108,6 @@ func (o *Options) validate() error {
 	}
 	if o.MaxCalls <= 0 {
 		o.MaxCalls = 2000
-	}
-	if o.Consent.Mode == "" {
-		o.Consent.Mode = store.ConsentAnnounce
 	}
 	if o.Consent.DTMFTimeout <= 0 {
 		o.Consent.DTMFTimeout = 10 * time.Second

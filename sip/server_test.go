@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blackbox-gw/blackbox/media"
+	"github.com/blackbox-gw/blackbox/policy"
 	"github.com/blackbox-gw/blackbox/recorder"
 	"github.com/blackbox-gw/blackbox/recorder/wavcheck"
 	bbsip "github.com/blackbox-gw/blackbox/sip"
@@ -43,7 +44,8 @@ type gatewayOptions struct {
 	register    bbsip.RegisterOptions
 	nonceTTL    time.Duration
 	rtpPorts    [2]int
-	consentMode store.ConsentMode // default announce
+	consentMode store.ConsentMode // announce_dtmf writes a policy choosing it
+	policy      string            // policy YAML ("" = built-in defaults)
 	dtmfTimeout time.Duration
 	promptLen   time.Duration // default 300 ms
 }
@@ -95,8 +97,20 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 	recCtx, stopRec := context.WithCancel(context.Background())
 	recDone := make(chan error, 1)
 	go func() { recDone <- rec.Run(recCtx) }()
-	if o.consentMode == "" {
-		o.consentMode = store.ConsentAnnounce
+	policyFile := ""
+	if o.consentMode == store.ConsentAnnounceDTMF || o.policy != "" {
+		body := o.policy
+		if body == "" {
+			body = "version: \"1\"\ndefaults:\n  consent:\n    default: announce_dtmf\n    unknown: announce_dtmf\n"
+		}
+		policyFile = filepath.Join(t.TempDir(), "policy.yaml")
+		if err := os.WriteFile(policyFile, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pol, err := policy.NewEngine(policy.Options{File: policyFile, Counters: db, Logger: log, Registerer: reg, Node: "test"})
+	if err != nil {
+		t.Fatal(err)
 	}
 	srv, err := bbsip.NewServer(bbsip.Options{
 		Listen:       []bbsip.Listener{{Network: "udp", Addr: "127.0.0.1:0"}, {Network: "tcp", Addr: "127.0.0.1:0"}},
@@ -111,7 +125,8 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 		DB:           db,
 		Media:        eng,
 		Recorder:     rec,
-		Consent:      bbsip.ConsentOptions{Prompt: testPrompt(o.promptLen), Mode: o.consentMode, DTMFTimeout: o.dtmfTimeout},
+		Consent:      bbsip.ConsentOptions{Prompt: testPrompt(o.promptLen), DTMFTimeout: o.dtmfTimeout},
+		Policy:       pol,
 		Logger:       log,
 		Registerer:   reg,
 	})

@@ -51,7 +51,13 @@ func commands() []command {
 		{"calls list", "calls list --tenant NAME [--json] [--limit N] --config FILE", runCallsList},
 		{"recordings list", "recordings list --tenant NAME [--json] [--failed] [--call ID] --config FILE", runRecordingsList},
 		{"verify", "verify --tenant NAME (--call ID | --all) --config FILE", runVerify},
+		{"policy check", "policy check FILE", runPolicyCheck},
+		{"suspension list", "suspension list --tenant NAME [--user U] [--all] [--json] --config FILE", runSuspensionList},
+		{"suspension lift", "suspension lift --tenant NAME [--user U] --config FILE", runSuspensionLift},
 		{"audit list", "audit list --tenant NAME [--json] [--action A] --config FILE", runAuditList},
+		{"token create", "token create --tenant NAME --user U [--name LABEL] [--ttl 720h] --config FILE  (prints the token once)", runTokenCreate},
+		{"token revoke", "token revoke --tenant NAME --id ID --config FILE", runTokenRevoke},
+		{"token list", "token list --tenant NAME [--user U] --config FILE", runTokenList},
 	}
 }
 
