@@ -5,13 +5,15 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/blackbox-gw/blackbox/store"
 )
 
-// TestNoSecretAtRest provisions users and trunks, then searches everything
-// the backend keeps (the SQLite file with its WAL, or a pg_dump) for every
-// password and for the Fernet key: none may be there in plaintext.
+// TestNoSecretAtRest provisions users, API tokens and trunks, then searches
+// everything the backend keeps (the SQLite file with its WAL, or a pg_dump)
+// for every password, token and the Fernet key: none may be there in
+// plaintext.
 func TestNoSecretAtRest(t *testing.T) {
 	backends(t, func(t *testing.T, h *harness) {
 		ctx := context.Background()
@@ -30,6 +32,11 @@ func TestNoSecretAtRest(t *testing.T) {
 					t.Fatal(err)
 				}
 				secrets, visible = append(secrets, pw), append(visible, user)
+				_, token, err := s.CreateToken(ctx, store.NewToken{Username: user, Name: "crm-" + user, TTL: time.Hour})
+				if err != nil {
+					t.Fatal(err)
+				}
+				secrets, visible = append(secrets, token), append(visible, "crm-"+user)
 			}
 			// A password changed later must not linger either.
 			changed := "changed-password-" + tenant

@@ -104,18 +104,23 @@ func (h *harness) atRest(t *testing.T) map[string][]byte {
 	return out
 }
 
-// openTest opens a fresh SQLite store and returns it with its file: for tests
-// that are about SQLite alone (the suite's tests take a harness instead).
+// suiteBackend is the backend of the tests that open their store through
+// openTest, twoTenants or openClocked rather than taking a harness: SQLite,
+// except while TestOnPostgres reruns them.
+var suiteBackend = "sqlite"
+
+// openTest opens a fresh store of suiteBackend and returns it with its file
+// ("" on Postgres).
 func openTest(t *testing.T) (*store.DB, string) {
 	t.Helper()
-	h := newHarness(t, "sqlite")
+	h := newHarness(t, suiteBackend)
 	return h.db(t), h.path
 }
 
-// twoTenants is tenantsIn on a fresh SQLite store.
+// twoTenants is tenantsIn on a fresh store of suiteBackend.
 func twoTenants(t *testing.T) (*store.DB, *store.Scope, *store.Scope) {
 	t.Helper()
-	return tenantsIn(t, newHarness(t, "sqlite"))
+	return tenantsIn(t, newHarness(t, suiteBackend))
 }
 
 // tenantsIn returns scopes of two tenants, acme (A) and globex (B), in a
