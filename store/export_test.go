@@ -67,3 +67,14 @@ func SealedColumns() []string {
 	}
 	return out
 }
+
+// GrantAppForTest runs the Postgres backend's grantApp through dsn (the
+// owner's) for the tables starting with prefix.
+func GrantAppForTest(ctx context.Context, dsn, prefix string) error {
+	b, err := dialPostgres(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	return b.grantApp(ctx, prefix)
+}

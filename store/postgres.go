@@ -153,6 +153,46 @@ func (b *pgBackend) migrator(ctx context.Context) (backend, error) {
 	return m, nil
 }
 
+// appRole is the role the migrations grant the gateway's privileges to.
+const appRole = "blackbox_app"
+
+// grantApp gives blackbox_app read and write on the tables and sequences
+// whose names start with prefix: for a library's schema (River's river_*),
+// which knows nothing of our roles. Tables under row-level security are
+// ours and keep the grants their migration chose. Run it on the migrator.
+func (b *pgBackend) grantApp(ctx context.Context, prefix string) error {
+	if prefix == "" {
+		return fmt.Errorf("grant %s: %w: empty table prefix", appRole, ErrInvalid)
+	}
+	rows, err := b.pool.Query(ctx, `SELECT c.relname, c.relkind = 'S' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'S') AND NOT c.relrowsecurity
+		  AND starts_with(c.relname, $1) ORDER BY c.relname`, prefix)
+	if err != nil {
+		return fmt.Errorf("grant %s: %w", appRole, mapPGErr(err))
+	}
+	type rel struct {
+		name string
+		seq  bool
+	}
+	rels, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (rel, error) {
+		var v rel
+		return v, r.Scan(&v.name, &v.seq)
+	})
+	if err != nil {
+		return fmt.Errorf("grant %s: %w", appRole, mapPGErr(err))
+	}
+	for _, r := range rels {
+		stmt := `GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO ` + appRole
+		if r.seq {
+			stmt = `GRANT USAGE, SELECT, UPDATE ON SEQUENCE %s TO ` + appRole
+		}
+		if _, err := b.pool.Exec(ctx, fmt.Sprintf(stmt, pgx.Identifier{r.name}.Sanitize())); err != nil {
+			return fmt.Errorf("grant %s on %s: %w", appRole, r.name, mapPGErr(err))
+		}
+	}
+	return nil
+}
+
 // migrationLock serialises nodes that start together on one database.
 func (b *pgBackend) migrationLock() string {
 	return `SELECT pg_advisory_xact_lock(4242424242)`

@@ -284,3 +284,23 @@ func TestNoStoreCodeRewritesHistory(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendOnlyOnBothBackends: in a tenant's own scope, its audit and
+// consent history can be added to and read, never changed or removed.
+func TestAppendOnlyOnBothBackends(t *testing.T) {
+	backends(t, func(t *testing.T, h *harness) {
+		ctx := context.Background()
+		db, sa, _ := tenantsIn(t, h)
+		populate(t, db, sa, "alice", "+14155550100", "carrier-a")
+		for _, table := range appendOnly {
+			for _, stmt := range []string{`UPDATE ` + table + ` SET tenant_id = tenant_id`, `DELETE FROM ` + table} {
+				if _, err := sa.RawExec(ctx, stmt); !errors.Is(err, store.ErrDenied) {
+					t.Errorf("%s: %v; want ErrDenied", stmt, err)
+				}
+			}
+			if n, err := sa.RawStrings(ctx, `SELECT id FROM `+table+` WHERE tenant_id = $1`, sa.Principal().TenantID()); err != nil || len(n) == 0 {
+				t.Errorf("%s after the attempts: %d rows %v", table, len(n), err)
+			}
+		}
+	})
+}

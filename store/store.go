@@ -71,7 +71,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if db.now == nil {
 		db.now = time.Now
 	}
-	if err := migrateWith(ctx, b); err != nil {
+	if err := migrateWith(ctx, b, migrate); err != nil {
 		b.close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -84,24 +84,30 @@ type migrator interface {
 	migrator(ctx context.Context) (backend, error)
 }
 
-func migrateWith(ctx context.Context, b backend) error {
-	m, ok := b.(migrator)
-	if !ok {
-		return migrate(ctx, b)
+// migrateWith runs the schema steps (ours, then any library's) through the
+// backend's migrator.
+func migrateWith(ctx context.Context, b backend, steps ...func(context.Context, backend) error) error {
+	mb := b
+	if m, ok := b.(migrator); ok {
+		var err error
+		if mb, err = m.migrator(ctx); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if mb != b {
+			defer mb.close()
+		}
 	}
-	mb, err := m.migrator(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	for _, step := range steps {
+		err := step(ctx, mb)
+		if errors.Is(err, ErrDenied) && mb == b && b.name() == "postgres" {
+			return fmt.Errorf("%w (the DSN's role may not change the schema: name the owner role with ?%s=ROLE, "+
+				"or run `blackbox migrate` with the owner's DSN first)", err, dsnMigrateAs)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	if mb != b {
-		defer mb.close()
-	}
-	err = migrate(ctx, mb)
-	if errors.Is(err, ErrDenied) && mb == b {
-		return fmt.Errorf("%w (the DSN's role may not change the schema: name the owner role with ?%s=ROLE, "+
-			"or run `blackbox migrate` with the owner's DSN first)", err, dsnMigrateAs)
-	}
-	return err
+	return nil
 }
 
 // Close releases the connections.
