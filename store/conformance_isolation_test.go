@@ -52,12 +52,7 @@ func snapshot(t *testing.T, s *store.Scope) tenantState {
 	ctx := context.Background()
 	var st tenantState
 	var err error
-	must := func(e error) {
-		t.Helper()
-		if e != nil {
-			t.Fatal(e)
-		}
-	}
+	must := fatalIf(t)
 	st.Tenant, err = s.Tenant(ctx)
 	must(err)
 	st.Users, err = s.Users(ctx)

@@ -31,12 +31,7 @@ func populate(t *testing.T, db *store.DB, s *store.Scope, user, number, trunk st
 	ctx := context.Background()
 	var p populated
 	var err error
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := fatalIf(t)
 	p.user, err = s.CreateUser(ctx, store.NewUser{Username: user, Role: store.RoleRep, Realm: "bb", Password: "password-of-" + user})
 	must(err)
 	_, err = s.AddNumber(ctx, number, user)

@@ -139,3 +139,13 @@ func tenantsIn(t *testing.T, h *harness) (*store.DB, *store.Scope, *store.Scope)
 	}
 	return db, db.In(store.System(ta.ID)), db.In(store.System(tb.ID))
 }
+
+// fatalIf returns a function that fails t on a non-nil error.
+func fatalIf(t testing.TB) func(error) {
+	return func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
