@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // EnvBinDir names a directory holding initdb and postgres; it overrides the
@@ -94,6 +96,33 @@ func tempBase(cred *syscall.Credential) string {
 			return base
 		}
 	}
+}
+
+// sweepStale removes cluster dirs left by test binaries that were killed
+// (their server died with them, see Pdeathsig): older than ten minutes and
+// with no live postmaster.
+func sweepStale(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, "pgtest-*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < 10*time.Minute {
+			continue
+		}
+		if pid, ok := postmasterPID(d); ok && syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		_ = os.RemoveAll(d)
+	}
+}
+
+func postmasterPID(dir string) (int, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	return pid, err == nil && pid > 0
 }
 
 // chown hands paths to the server's user (no-op when not root).

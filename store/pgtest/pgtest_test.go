@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -129,5 +130,34 @@ func TestStopRemovesEverything(t *testing.T) {
 	}
 	if err := srv.Stop(); err != nil {
 		t.Fatalf("second Stop: %v", err)
+	}
+}
+
+func TestSweepStaleDirs(t *testing.T) {
+	base := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	mk := func(name, pid string) string {
+		d := base + "/" + name
+		if err := os.MkdirAll(d+"/data", 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if pid != "" {
+			os.WriteFile(d+"/data/postmaster.pid", []byte(pid+"\n/data\n"), 0o600)
+		}
+		return d
+	}
+	dead := mk("pgtest-dead", "999999999")
+	noPid := mk("pgtest-nopid", "")
+	live := mk("pgtest-live", strconv.Itoa(os.Getpid()))
+	fresh := mk("pgtest-fresh", "")
+	other := mk("other-dir", "")
+	for _, d := range []string{dead, noPid, live, other} {
+		os.Chtimes(d, old, old)
+	}
+	pgtest.SweepStaleForTest(base)
+	for d, want := range map[string]bool{dead: false, noPid: false, live: true, fresh: true, other: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s: exists=%v, want %v", d, err == nil, want)
+		}
 	}
 }
