@@ -1,0 +1,4 @@
+package pgtest
+
+// SweepStaleForTest exposes sweepStale.
+func SweepStaleForTest(base string) { sweepStale(base) }
