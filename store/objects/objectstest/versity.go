@@ -33,6 +33,10 @@ type Versity struct {
 	Secret string
 }
 
+// EnvRequire, set to 1 (CI does), turns a missing versitygw from a skip
+// into a failure.
+const EnvRequire = "BLACKBOX_REQUIRE_VERSITYGW"
+
 // versityBin finds the versitygw binary: PATH, then $(go env GOPATH)/bin.
 func versityBin() string {
 	if p, err := exec.LookPath("versitygw"); err == nil {
@@ -58,8 +62,12 @@ func StartVersity(t *testing.T, bucket string) *Versity {
 	t.Helper()
 	bin := versityBin()
 	if bin == "" {
-		t.Skip("SKIPPED LOUDLY: versitygw binary not found on PATH or in $(go env GOPATH)/bin; " +
-			"install it with: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0")
+		msg := "versitygw binary not found on PATH or in $(go env GOPATH)/bin; " +
+			"install it with: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("%s=1 but %s", EnvRequire, msg)
+		}
+		t.Skip("SKIPPED LOUDLY: " + msg)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
