@@ -349,6 +349,20 @@ func (g *Gateway) signal(t *testing.T, sig syscall.Signal, wait time.Duration) {
 	g.mu.Unlock()
 }
 
+// Signal sends sig to the running process without waiting (SIGHUP: reload).
+func (g *Gateway) Signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	g.mu.Lock()
+	p := g.proc
+	g.mu.Unlock()
+	if p == nil {
+		t.Fatal("gateway not running")
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
 // Logs returns everything every run of the gateway printed so far.
 func (g *Gateway) Logs() string { return g.log.String() }
 
@@ -361,9 +375,15 @@ type CLIResult struct {
 // RunCLI runs `blackbox ARGS... --config FILE` with stdin and the gateway's
 // environment, for tests of bad input that expect a non-zero exit.
 func (g *Gateway) RunCLI(stdin string, args ...string) (CLIResult, error) {
+	return g.RunBare(stdin, append(append([]string(nil), args...), "--config", g.ConfigPath)...)
+}
+
+// RunBare is RunCLI without --config, for commands that take none
+// (`policy check FILE`, `keygen`).
+func (g *Gateway) RunBare(stdin string, args ...string) (CLIResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, g.bin, append(append([]string(nil), args...), "--config", g.ConfigPath)...)
+	cmd := exec.CommandContext(ctx, g.bin, args...)
 	cmd.Dir = g.Dir
 	cmd.Env = g.env
 	cmd.Stdin = strings.NewReader(stdin)
