@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +36,7 @@ type s3Fixture struct {
 func newS3Fixture(t *testing.T) *s3Fixture {
 	t.Helper()
 	requireTool(t, "sipp")
+	requireVersity(t)
 	v := objectstest.StartVersity(t, s3Bucket)
 	fx := newCallFixture(t, GatewayOptions{
 		Configure: func(c *config.Config) { c.Objects.URL = v.URL(s3Bucket) },
@@ -45,6 +48,26 @@ func newS3Fixture(t *testing.T) *s3Fixture {
 		Credentials: credentials.NewStaticCredentialsProvider(v.Access, v.Secret, ""),
 	})
 	return &s3Fixture{callFixture: fx, versity: v, client: client}
+}
+
+// requireVersity fails, under BLACKBOX_E2E_REQUIRE_TOOLS, where
+// StartVersity would skip: versitygw on neither PATH nor $(go env GOPATH)/bin.
+func requireVersity(t *testing.T) {
+	t.Helper()
+	if os.Getenv(requireToolsEnv) == "" {
+		return // StartVersity skips loudly by itself
+	}
+	if _, err := exec.LookPath("versitygw"); err == nil {
+		return
+	}
+	if gopath, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		for _, dir := range filepath.SplitList(strings.TrimSpace(string(gopath))) {
+			if fileExists(filepath.Join(dir, "bin", "versitygw")) {
+				return
+			}
+		}
+	}
+	t.Fatal("!!! versitygw is not installed: this end-to-end test did NOT run. Install it: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0")
 }
 
 // keys lists every object in the bucket.
