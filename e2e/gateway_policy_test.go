@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -80,35 +81,34 @@ func TestGatewayPolicy(t *testing.T) {
 		}
 	})
 
-	t.Run("rate limited", func(t *testing.T) {
-		const callee = "+12125550211"
+	// limited: user's allowed calls to callee pass, the next is refused
+	// with code and reason, audited and counted; the trunk sees only the
+	// allowed ones.
+	limited := func(t *testing.T, user, number, callee string, allowed, code int, reason string) sipMessage {
+		t.Helper()
 		o := quick
-		o.Calls = 2
-		runSIPp(t, ctx, "uac-call", fx.repAs("rita", callee, ritaNumber, o)).RequireSuccess(t)
-		rep := runSIPp(t, ctx, "uac-expect-503", fx.repAs("rita", callee, ritaNumber, quick))
+		o.Calls = allowed
+		runSIPp(t, ctx, "uac-call", fx.repAs(user, callee, number, o)).RequireSuccess(t)
+		rep := runSIPp(t, ctx, fmt.Sprintf("uac-expect-%d", code), fx.repAs(user, callee, number, quick))
 		rep.RequireSuccess(t)
-		final := assertRefusal(t, rep, 503, "rate_limited")
+		final := assertRefusal(t, rep, code, reason)
+		assertDenyAudited(t, gw, user, callee, reason)
+		assertDecisions(t, gw, "deny", reason, 1)
+		if n := len(invitesTo(t, carrier, callee)); n != allowed {
+			t.Errorf("the trunk got %d of %s's calls to %s, want the %d allowed", n, user, callee, allowed)
+		}
+		return final
+	}
+
+	t.Run("rate limited", func(t *testing.T) {
+		final := limited(t, "rita", ritaNumber, "+12125550211", 2, 503, "rate_limited")
 		if secs, err := strconv.Atoi(final.Header("Retry-After")); err != nil || secs < 1 || secs > 60 {
 			t.Errorf("Retry-After %q: want 1..60 seconds (the minute window's room)", final.Header("Retry-After"))
-		}
-		assertDenyAudited(t, gw, "rita", callee, "rate_limited")
-		assertDecisions(t, gw, "deny", "rate_limited", 1)
-		if n := len(invitesTo(t, carrier, callee)); n != 2 {
-			t.Errorf("the trunk got %d of rita's calls, want the 2 allowed", n)
 		}
 	})
 
 	t.Run("spend cap", func(t *testing.T) {
-		const callee = "+12125550212"
-		runSIPp(t, ctx, "uac-call", fx.repAs("sam", callee, samNumber, quick)).RequireSuccess(t)
-		rep := runSIPp(t, ctx, "uac-expect-403", fx.repAs("sam", callee, samNumber, quick))
-		rep.RequireSuccess(t)
-		assertRefusal(t, rep, 403, "spend_cap")
-		assertDenyAudited(t, gw, "sam", callee, "spend_cap")
-		assertDecisions(t, gw, "deny", "spend_cap", 1)
-		if n := len(invitesTo(t, carrier, callee)); n != 1 {
-			t.Errorf("the trunk got %d of sam's calls, want the 1 under the cap", n)
-		}
+		limited(t, "sam", samNumber, "+12125550212", 1, 403, "spend_cap")
 	})
 
 	t.Run("foreign caller ID corrected", func(t *testing.T) {

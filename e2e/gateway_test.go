@@ -332,12 +332,7 @@ func (g *Gateway) stop(t *testing.T, cleanup bool) {
 
 func (g *Gateway) signal(t *testing.T, sig syscall.Signal, wait time.Duration) {
 	t.Helper()
-	g.mu.Lock()
-	p := g.proc
-	g.mu.Unlock()
-	if p == nil {
-		t.Fatal("gateway not running")
-	}
+	p := g.running(t)
 	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
@@ -352,15 +347,20 @@ func (g *Gateway) signal(t *testing.T, sig syscall.Signal, wait time.Duration) {
 // Signal sends sig to the running process without waiting (SIGHUP: reload).
 func (g *Gateway) Signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
-	g.mu.Lock()
-	p := g.proc
-	g.mu.Unlock()
-	if p == nil {
-		t.Fatal("gateway not running")
-	}
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := g.running(t).cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal %v: %v", sig, err)
 	}
+}
+
+// running is the current process; no process fails the test.
+func (g *Gateway) running(t *testing.T) *gatewayProc {
+	t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.proc == nil {
+		t.Fatal("gateway not running")
+	}
+	return g.proc
 }
 
 // Logs returns everything every run of the gateway printed so far.
