@@ -29,6 +29,8 @@ defaults:
     reserve: 6s
     rates:
       - {prefix: "+1", per_minute: 10, increment: 6s, minimum: 6s}  # 1 cent per 6 s
+  consent:
+    announce_dtmf: [US-CA]
 tenants:
   acme:
     users:
@@ -58,7 +60,10 @@ const (
 func TestGatewayPolicy(t *testing.T) {
 	t.Parallel()
 	pol := writePolicy(t, policyRules)
-	fx := provisionCallFixture(t, GatewayOptions{Configure: func(c *config.Config) { c.Policy.File = pol }})
+	fx := provisionCallFixture(t, GatewayOptions{Configure: func(c *config.Config) {
+		c.Policy.File = pol
+		c.Consent.DTMFTimeout = time.Second
+	}})
 	fx.addRep(t, fxTenant, "rita", "rep", ritaNumber)
 	fx.addRep(t, fxTenant, "sam", "rep", samNumber)
 	fx.addRep(t, fxTenant, "rolf", "rep", rolfNumber)
@@ -137,6 +142,22 @@ func TestGatewayPolicy(t *testing.T) {
 			t.Fatalf("the trunk got %d INVITEs for %s, want 1", len(inv), own)
 		}
 		assertPresented(t, inv[0], rolfNumber)
+	})
+
+	t.Run("all-party consent callee", func(t *testing.T) {
+		// California asks every party's consent under this policy: the
+		// callee must press 1, and a silent one is hung up on.
+		runSIPp(t, ctx, "uac-call-expect-bye", fx.rep(SIPpOptions{Service: "+14155550100", Timeout: 20 * time.Second})).RequireSuccess(t)
+		if !eventually(5*time.Second, func() bool {
+			v, _ := gw.Metrics(t).Get("blackbox_consent_events_total", "mode", "announce_dtmf", "result", "timeout")
+			return v == 1
+		}) {
+			t.Error("blackbox_consent_events_total{mode=announce_dtmf,result=timeout} never reached 1")
+		}
+		// Every New York call before it was announced without a key press.
+		if v := gw.Metrics(t).Sum("blackbox_consent_events_total", "mode", "announce_dtmf"); v != 1 {
+			t.Errorf("%v announce_dtmf consent events, want only the California call's", v)
+		}
 	})
 	assertIdle(t, gw)
 }
