@@ -103,12 +103,16 @@ func (fx *callFixture) answeringCarrier(t *testing.T, ctx context.Context) *SIPp
 	return startSIPp(t, ctx, "uas-answer", fx.carrier(SIPpOptions{Calls: 100, Timeout: 5 * time.Minute}))
 }
 
-// invitesTo are the INVITEs a carrier received for number (Request-URI user).
+// invitesTo are the calls a carrier received for number (Request-URI
+// user): the first INVITE of each Call-ID, so a retransmission on a loaded
+// host does not count as a second call.
 func invitesTo(t *testing.T, carrier *SIPp, number string) []sipMessage {
 	t.Helper()
 	var out []sipMessage
+	seen := map[string]bool{}
 	for _, m := range messagesOf(carrier.Messages(t), false, "INVITE ") {
-		if strings.HasPrefix(m.StartLine, "INVITE sip:"+number+"@") {
+		if strings.HasPrefix(m.StartLine, "INVITE sip:"+number+"@") && !seen[m.Header("Call-ID")] {
+			seen[m.Header("Call-ID")] = true
 			out = append(out, m)
 		}
 	}
