@@ -256,10 +256,11 @@ func TestGatewayConsentDTMF(t *testing.T) {
 	}
 }
 
-// writePolicy writes a policy file for a gateway under test.
+// writePolicy writes a policy file for a gateway under test, in the
+// test's directory (kept with -e2e.keep, as the CLI needs it there).
 func writePolicy(t *testing.T, body string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "policy.yaml")
+	p := filepath.Join(workDir(t), "policy.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
