@@ -29,6 +29,7 @@ import (
 // TestGatewayRegister is item 1: good password 200, bad password refused,
 // unknown user refused identically.
 func TestGatewayRegister(t *testing.T) {
+	t.Parallel()
 	fx := newCallFixture(t, GatewayOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -196,6 +197,7 @@ func TestGatewayInboundCall(t *testing.T) {
 // TestGatewayInboundRejections: an unknown number gets 404, a user with
 // no registered phone 480.
 func TestGatewayInboundRejections(t *testing.T) {
+	t.Parallel()
 	fx := newCallFixture(t, GatewayOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -211,6 +213,7 @@ func TestGatewayInboundRejections(t *testing.T) {
 // TestGatewayTrunkAuth: a carrier that challenges gets the trunk's digest
 // credentials, and the call goes through.
 func TestGatewayTrunkAuth(t *testing.T) {
+	t.Parallel()
 	fx := newCallFixture(t, GatewayOptions{}, func(s *TrunkSpec) { s.Username, s.Password = "acme-trunk", "trunk-secret" })
 	fx.pair(t, "uas-answer-auth", SIPpOptions{Keys: map[string]string{"user": "acme-trunk", "pass": "trunk-secret"}},
 		"uac-call", SIPpOptions{Pause: 500 * time.Millisecond})
@@ -219,6 +222,7 @@ func TestGatewayTrunkAuth(t *testing.T) {
 
 // TestGatewayCancel is item 4: the rep cancels while the carrier rings.
 func TestGatewayCancel(t *testing.T) {
+	t.Parallel()
 	fx := newCallFixture(t, GatewayOptions{})
 	fx.pair(t, "uas-no-answer", SIPpOptions{}, "uac-cancel", SIPpOptions{Pause: time.Second})
 	assertIdle(t, fx.gw)
@@ -226,6 +230,7 @@ func TestGatewayCancel(t *testing.T) {
 
 // TestGatewayCalleeHangsUp is item 5: the carrier's BYE reaches the rep.
 func TestGatewayCalleeHangsUp(t *testing.T) {
+	t.Parallel()
 	fx := newCallFixture(t, GatewayOptions{})
 	fx.pair(t, "uas-answer-bye", SIPpOptions{Pause: 2 * time.Second}, "uac-call-expect-bye", SIPpOptions{})
 	assertIdle(t, fx.gw)
@@ -234,6 +239,7 @@ func TestGatewayCalleeHangsUp(t *testing.T) {
 // TestGatewayTrunkUnreachable is item 6: nothing listens at the trunk's
 // address, and the rep gets 503 within the trunk timeout (plus margin).
 func TestGatewayTrunkUnreachable(t *testing.T) {
+	t.Parallel()
 	fx := newCallFixture(t, GatewayOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -249,6 +255,7 @@ func TestGatewayTrunkUnreachable(t *testing.T) {
 // TestGatewayRTPTimeout is item 7: neither party sends media, and
 // media.rtp_timeout later both get a BYE.
 func TestGatewayRTPTimeout(t *testing.T) {
+	t.Parallel()
 	const timeout = 2 * time.Second
 	fx := newCallFixture(t, GatewayOptions{Configure: func(c *config.Config) { c.Media.RTPTimeout = timeout }})
 	_, rep := fx.pair(t, "uas-answer", SIPpOptions{}, "uac-call-expect-bye", SIPpOptions{})
@@ -276,6 +283,7 @@ func firstMessage(msgs []sipMessage, match func(sipMessage) bool) (sipMessage, b
 // TestGatewayCallerIDSpoof is item 8: a rep presenting someone else's
 // number is refused, or the number is replaced; it never reaches the trunk.
 func TestGatewayCallerIDSpoof(t *testing.T) {
+	t.Parallel()
 	fx := newCallFixture(t, GatewayOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -343,6 +351,7 @@ func TestGatewaySoftphone(t *testing.T) {
 // TestGatewayTortureMessages sends every RFC 4475 torture message that
 // sipgo ships, then checks the gateway is healthy and still registers.
 func TestGatewayTortureMessages(t *testing.T) {
+	t.Parallel()
 	fx := newCallFixture(t, GatewayOptions{})
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/emiago/sipgo").Output()
 	if err != nil {

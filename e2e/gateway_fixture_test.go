@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,6 +40,15 @@ type callFixture struct {
 // fx.trunkPort (or leave it closed for an unreachable trunk).
 func newCallFixture(t *testing.T, opts GatewayOptions, trunkMods ...func(*TrunkSpec)) *callFixture {
 	t.Helper()
+	fx := provisionCallFixture(t, opts, trunkMods...)
+	fx.gw.Start(t)
+	return fx
+}
+
+// provisionCallFixture is newCallFixture without the start, for tests that
+// provision more (reps, tenants, tokens) before `serve` runs.
+func provisionCallFixture(t *testing.T, opts GatewayOptions, trunkMods ...func(*TrunkSpec)) *callFixture {
+	t.Helper()
 	requireTool(t, "sipp")
 	gw := newGateway(t, opts)
 	fx := &callFixture{gw: gw, trunkPort: freePort(t)}
@@ -51,8 +61,62 @@ func newCallFixture(t *testing.T, opts GatewayOptions, trunkMods ...func(*TrunkS
 		mod(&trunk)
 	}
 	gw.AddTrunk(t, trunk)
-	gw.Start(t)
 	return fx
+}
+
+// repPassword is the SIP password addRep gives every extra rep.
+func repPassword(user string) string { return user + "-sip-secret" }
+
+// addRep provisions another user of tenant whose DID is also its caller
+// ID, on the fixture's carrier for tenants other than acme (outbound only).
+func (fx *callFixture) addRep(t *testing.T, tenant, user, role, number string) {
+	t.Helper()
+	fx.gw.AddUser(t, tenant, user, repPassword(user), role, "--caller-id", number)
+	fx.gw.AddNumber(t, tenant, number, user)
+}
+
+// addTenant provisions another tenant with its own trunk to the fixture's
+// carrier (outbound only: inbound calls from 127.0.0.2 belong to acme).
+func (fx *callFixture) addTenant(t *testing.T, tenant string) {
+	t.Helper()
+	fx.gw.AddTenant(t, tenant, "--default-country", "US")
+	fx.gw.AddTrunk(t, TrunkSpec{Tenant: tenant, Name: "carrier", Address: fx.trunkAddr, Transport: "udp"})
+}
+
+// repAs returns SIPp options for user (added with addRep) calling callee
+// through the gateway and presenting callerID.
+func (fx *callFixture) repAs(user, callee, callerID string, o SIPpOptions) SIPpOptions {
+	o.AuthUser, o.AuthPass, o.Service = user, repPassword(user), callee
+	if o.Keys == nil {
+		o.Keys = map[string]string{}
+	}
+	if o.Keys["caller"] == "" {
+		o.Keys["caller"] = callerID
+	}
+	return fx.rep(o)
+}
+
+// answeringCarrier starts a SIPp carrier that answers every call (up to
+// 100) for the rest of the test; tests count the INVITEs it received.
+func (fx *callFixture) answeringCarrier(t *testing.T, ctx context.Context) *SIPp {
+	t.Helper()
+	return startSIPp(t, ctx, "uas-answer", fx.carrier(SIPpOptions{Calls: 100, Timeout: 5 * time.Minute}))
+}
+
+// invitesTo are the calls a carrier received for number (Request-URI
+// user): the first INVITE of each Call-ID, so a retransmission on a loaded
+// host does not count as a second call.
+func invitesTo(t *testing.T, carrier *SIPp, number string) []sipMessage {
+	t.Helper()
+	var out []sipMessage
+	seen := map[string]bool{}
+	for _, m := range messagesOf(carrier.Messages(t), false, "INVITE ") {
+		if strings.HasPrefix(m.StartLine, "INVITE sip:"+number+"@") && !seen[m.Header("Call-ID")] {
+			seen[m.Header("Call-ID")] = true
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // rep returns SIPp options for alice calling through the gateway.

@@ -130,6 +130,14 @@ func channelHolds(t *testing.T, name string, samples []int16, freq float64, from
 // within 100 ms, and the SHA-256 the gateway stored.
 func TestGatewayRecordingTones(t *testing.T) {
 	fx, c, path := recordedToneCall(t, 5*time.Second)
+	assertToneRecording(t, fx, c, path)
+}
+
+// assertToneRecording checks the stored WAV of a tone call, read back from
+// the object store into path: channels, duration, tones, and the SHA-256
+// the gateway stored and `blackbox verify` recomputes.
+func assertToneRecording(t *testing.T, fx *callFixture, c *toneCall, path string) {
+	t.Helper()
 	w, err := readWAV(path)
 	if err != nil {
 		t.Fatal(err)
@@ -248,10 +256,11 @@ func TestGatewayConsentDTMF(t *testing.T) {
 	}
 }
 
-// writePolicy writes a policy file for a gateway under test.
+// writePolicy writes a policy file for a gateway under test, in the
+// test's directory (kept with -e2e.keep, as the CLI needs it there).
 func writePolicy(t *testing.T, body string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "policy.yaml")
+	p := filepath.Join(workDir(t), "policy.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -332,12 +332,7 @@ func (g *Gateway) stop(t *testing.T, cleanup bool) {
 
 func (g *Gateway) signal(t *testing.T, sig syscall.Signal, wait time.Duration) {
 	t.Helper()
-	g.mu.Lock()
-	p := g.proc
-	g.mu.Unlock()
-	if p == nil {
-		t.Fatal("gateway not running")
-	}
+	p := g.running(t)
 	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
@@ -347,6 +342,25 @@ func (g *Gateway) signal(t *testing.T, sig syscall.Signal, wait time.Duration) {
 	g.mu.Lock()
 	g.proc = nil
 	g.mu.Unlock()
+}
+
+// Signal sends sig to the running process without waiting (SIGHUP: reload).
+func (g *Gateway) Signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := g.running(t).cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// running is the current process; no process fails the test.
+func (g *Gateway) running(t *testing.T) *gatewayProc {
+	t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.proc == nil {
+		t.Fatal("gateway not running")
+	}
+	return g.proc
 }
 
 // Logs returns everything every run of the gateway printed so far.
@@ -361,9 +375,15 @@ type CLIResult struct {
 // RunCLI runs `blackbox ARGS... --config FILE` with stdin and the gateway's
 // environment, for tests of bad input that expect a non-zero exit.
 func (g *Gateway) RunCLI(stdin string, args ...string) (CLIResult, error) {
+	return g.RunBare(stdin, append(append([]string(nil), args...), "--config", g.ConfigPath)...)
+}
+
+// RunBare is RunCLI without --config, for commands that take none
+// (`policy check FILE`, `keygen`).
+func (g *Gateway) RunBare(stdin string, args ...string) (CLIResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, g.bin, append(append([]string(nil), args...), "--config", g.ConfigPath)...)
+	cmd := exec.CommandContext(ctx, g.bin, args...)
 	cmd.Dir = g.Dir
 	cmd.Env = g.env
 	cmd.Stdin = strings.NewReader(stdin)

@@ -36,6 +36,8 @@ type tool struct {
 var tools = []tool{
 	{"sipp", "sip-tester"},
 	{"baresip", "baresip"},
+	{"prometheus", "prometheus"},
+	{"promtool", "prometheus"},
 }
 
 // harness is what TestMain prepares once for every test.
