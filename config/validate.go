@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -179,11 +178,6 @@ func (c *Config) validate() Errors {
 		}
 		if p.Version == "" {
 			bad("consent.prompts."+id+".version", "required: a label such as v1")
-		}
-	}
-	if c.Policy.File != "" {
-		if _, err := os.Stat(c.Policy.File); err != nil {
-			bad("policy.file", "%v", err)
 		}
 	}
 	positive("consent.dtmf_timeout", c.Consent.DTMFTimeout)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -150,9 +151,24 @@ func (e *Engine) RetentionDays(tenantName string) int {
 // PolicyHash is the hash of the policy serving now.
 func (e *Engine) PolicyHash() string { return e.cur.Load().hash }
 
+// fileStamp tells whether the policy file may have changed. Besides mtime
+// and size it holds the inode and change time, which no tool can set back:
+// an edit that keeps mtime and size (cp -p, rsync -t, a config-management
+// tool) or a file replaced by rename is still seen.
 type fileStamp struct {
-	mod  time.Time
-	size int64
+	mod   time.Time
+	size  int64
+	ino   uint64
+	ctime int64
+}
+
+func stampOf(fi os.FileInfo) fileStamp {
+	st := fileStamp{mod: fi.ModTime(), size: fi.Size()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = uint64(sys.Ino)
+		st.ctime = sys.Ctim.Nano()
+	}
+	return st
 }
 
 // Reload reads the file again (the SIGHUP path). An invalid file is
@@ -192,7 +208,7 @@ func readPolicy(path string) (fileStamp, []byte, error) {
 	if len(data) > MaxFileSize {
 		return fileStamp{}, nil, &Error{File: path, Msg: fmt.Sprintf("file grew past %d bytes", MaxFileSize)}
 	}
-	return fileStamp{mod: fi.ModTime(), size: fi.Size()}, data, nil
+	return stampOf(fi), data, nil
 }
 
 // apply compiles data and swaps it in; the caller holds reloadMu.
@@ -265,7 +281,7 @@ func (e *Engine) watch() {
 		}
 		return
 	}
-	st := fileStamp{mod: fi.ModTime(), size: fi.Size()}
+	st := stampOf(fi)
 	if st == e.stamp && time.Since(st.mod) > 2*time.Second {
 		return
 	}

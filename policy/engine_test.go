@@ -190,3 +190,23 @@ defaults:
 		t.Fatal(err)
 	}
 }
+
+// An edit that keeps an old mtime and the size (cp -p, rsync -t) is still
+// seen: the change time cannot be set back.
+func TestWatchSeesEditWithOldMtimeAndSameSize(t *testing.T) {
+	f := newFixture(t, "tenants:\n  acme:\n    countries: {allow: [US, CA]}\n", "alice")
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(f.file, old, old); err != nil {
+		t.Fatal(err)
+	}
+	f.e.watch() // takes the stamp of the backdated file
+	first := f.e.PolicyHash()
+	if err := os.WriteFile(f.file, []byte("tenants:\n  acme:\n    countries: {allow: [US, GB]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(f.file, old, old); err != nil {
+		t.Fatal(err)
+	}
+	run(t, f.e)
+	waitFor(t, "backdated same-size edit", func() bool { return f.e.PolicyHash() != first })
+}

@@ -79,7 +79,7 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 		PortMin:      cfg.Media.PortMin,
 		PortMax:      cfg.Media.PortMax,
 		RTPTimeout:   cfg.Media.RTPTimeout,
-		Logger:       log.With("component", "media"),
+		Logger:       log, // media, recorder and policy name themselves in their logs
 		Registerer:   reg,
 	})
 	if err != nil {
@@ -97,7 +97,7 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 		Objects:        objs,
 		DB:             db,
 		UploadAttempts: cfg.Recorder.UploadAttempts,
-		Logger:         log.With("component", "recorder"),
+		Logger:         log,
 		Registerer:     reg,
 		Node:           cfg.Node,
 	})
@@ -121,7 +121,7 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 	pol, err := policy.NewEngine(policy.Options{
 		File:       cfg.Policy.File,
 		Counters:   db,
-		Logger:     log.With("component", "policy"),
+		Logger:     log,
 		Registerer: reg,
 		Node:       cfg.Node,
 	})
