@@ -87,7 +87,11 @@ func newGateway(t *testing.T, opts GatewayOptions) *Gateway {
 	if bin == "" {
 		bin = requireBinary(t)
 	}
-	dir := workDir(t)
+	// Each gateway has a directory of its own: a test may run several.
+	dir, err := os.MkdirTemp(workDir(t), "gateway-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	g := &Gateway{
 		Dir:          dir,
 		ConfigPath:   filepath.Join(dir, "blackbox.yaml"),
