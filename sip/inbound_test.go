@@ -194,3 +194,65 @@ func TestInboundRefusals(t *testing.T) {
 		t.Fatalf("the 480 call leaves its record: %+v", c)
 	}
 }
+
+// A phone that registered over TCP (from an ephemeral port, as behind NAT)
+// is reached for inbound calls over that same TCP connection.
+func TestInboundOverTheRegisteredTCPConnection(t *testing.T) {
+	g := startGateway(t, gatewayOptions{rtpPorts: [2]int{32700, 32799}})
+	tr := newTrunk(t, "127.0.0.2")
+	g.provisionOutbound(t, tr)
+	p := newPhone(t)
+	media := newRTPPeer(t, "127.0.0.1")
+	var dialogs sync.Map
+	dua := &sipgo.DialogUA{Client: p.cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: "10.9.9.9", Port: 5060,
+		UriParams: sip.HeaderParams{{K: "transport", V: "tcp"}}}}}
+	answered := make(chan netip.AddrPort, 1)
+	p.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		d, err := dua.ReadInvite(req, tx)
+		if err != nil {
+			return
+		}
+		dialogs.Store(d.ID, d)
+		src, _ := netip.ParseAddrPort(req.Source())
+		if err := d.RespondSDP(media.sdp()); err == nil {
+			answered <- src
+		}
+	})
+	p.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		id, _ := sip.DialogIDFromRequestUAS(req)
+		if d, ok := dialogs.Load(id); ok {
+			_ = d.(*sipgo.DialogServerSession).ReadAck(req, tx)
+		}
+	})
+	p.acceptByes()
+
+	// The Contact names an address nobody can reach (a private one behind
+	// NAT); only the TCP connection the REGISTER came over leads back.
+	req := registerRequest(g, "alice", []string{"<sip:alice@10.9.9.9:5060;transport=tcp>"}, 300)
+	req.Recipient.Port = int(g.tcp.Port())
+	req.SetTransport("TCP")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := p.cli.Do(ctx, req)
+	if err == nil && res.StatusCode == 401 {
+		res, err = p.cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: "alice", Password: "alice-secret-pw"})
+	}
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("register over TCP: %v %v", res, err)
+	}
+	if _, err := tr.call(t, g, "+14155550100"); err != nil {
+		t.Fatalf("inbound call: %v", err)
+	}
+	select {
+	case src := <-answered:
+		if src != g.tcp {
+			t.Fatalf("the INVITE reached the phone from %s, want over its connection to the gateway's %s", src, g.tcp)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the phone registered over TCP never got the inbound call")
+	}
+	c := waitCall(t, g, "acme", func(c store.Call) bool { return !c.AnswerAt.IsZero() })
+	if c.Direction != store.Inbound {
+		t.Fatalf("record %+v", c)
+	}
+}
