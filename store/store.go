@@ -47,7 +47,7 @@ type DB struct {
 }
 
 // Open connects to dsn (sqlite:PATH or postgres://...) and migrates the
-// schema to this binary's version.
+// schema, the job queue's (River's) tables included, to this binary's version.
 func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	var (
 		b   backend
@@ -69,6 +69,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.now = time.Now
 	}
 	if err := migrate(ctx, b); err != nil {
+		b.close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := migrateJobs(ctx, b); err != nil {
 		b.close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
