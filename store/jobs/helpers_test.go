@@ -92,10 +92,9 @@ func run(t testing.TB, c *Client) (stop func()) {
 }
 
 // probeArgs asks the probe worker to fail its first Fail attempts (-1:
-// always), or to block until its context ends when Block is set.
+// always).
 type probeArgs struct {
-	Fail  int  `json:"fail"`
-	Block bool `json:"block,omitempty"`
+	Fail int `json:"fail"`
 }
 
 func (probeArgs) Kind() string { return "test.probe" }
@@ -111,10 +110,11 @@ type probe struct {
 	deadErr  []error
 	started  chan int64
 	permFail bool
+	block    map[string]bool // keys whose job blocks until its context ends
 }
 
 func newProbe() *probe {
-	return &probe{effects: map[string]int{}, tenants: map[string]string{}, started: make(chan int64, 16)}
+	return &probe{effects: map[string]int{}, tenants: map[string]string{}, started: make(chan int64, 16), block: map[string]bool{}}
 }
 
 var errPlanned = errors.New("planned failure")
@@ -131,7 +131,7 @@ func (p *probe) kind() Kind[probeArgs] {
 			case p.started <- job.ID:
 			default:
 			}
-			if job.Args.Block {
+			if p.block[job.Key] {
 				<-ctx.Done()
 				return ctx.Err()
 			}
