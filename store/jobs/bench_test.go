@@ -93,3 +93,29 @@ func BenchmarkSIPWritesBesideJobs(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEnqueue measures one unique insert (what Finish adds to a call's
+// end), alone and when the identity already exists.
+func BenchmarkEnqueue(b *testing.B) {
+	e := newEnv(b)
+	c, err := New(Options{DB: e.db, Node: "bench", Logger: testLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	register(b, c, newProbe())
+	ctx := context.Background()
+	b.Run("new", func(b *testing.B) {
+		for i := range b.N {
+			if _, _, err := Enqueue(ctx, c, e.scopeA, fmt.Sprint("new-", i), probeArgs{}, EnqueueOptions{Local: true}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("duplicate", func(b *testing.B) {
+		for range b.N {
+			if _, added, err := Enqueue(ctx, c, e.scopeA, "new-0", probeArgs{}, EnqueueOptions{Local: true}); err != nil || added {
+				b.Fatal(err, added)
+			}
+		}
+	})
+}
