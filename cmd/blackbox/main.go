@@ -49,6 +49,8 @@ func commands() []command {
 		{"number list", "number list --tenant NAME --config FILE", runNumberList},
 		{"calls list", "calls list --tenant NAME [--json] [--limit N] --config FILE", runCallsList},
 		{"audit list", "audit list --tenant NAME [--json] [--action A] --config FILE", runAuditList},
+		{"jobs list", "jobs list [--dead] [--json] [--kind K] [--limit N] --config FILE", runJobsList},
+		{"jobs retry", "jobs retry ID --config FILE", runJobsRetry},
 	}
 }
 
