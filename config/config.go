@@ -46,6 +46,12 @@ type SIP struct {
 	Realm string `yaml:"realm"`
 	// UserAgent is the User-Agent/Server header value.
 	UserAgent string `yaml:"user_agent"`
+	// DigestAlgorithms are offered in challenges, in order of preference
+	// (RFC 8760). Default [MD5]: SIPp 3.6 and baresip 1.x refuse any
+	// challenge set that includes SHA-256; list [SHA-256, MD5] where every
+	// phone speaks RFC 8760. Both are always accepted in responses to what
+	// was offered.
+	DigestAlgorithms []string `yaml:"digest_algorithms"`
 	// NonceTTL bounds how long a digest nonce is accepted (then stale=true).
 	NonceTTL time.Duration `yaml:"nonce_ttl"`
 	Register Register      `yaml:"register"`
@@ -127,11 +133,10 @@ type Recorder struct {
 type Consent struct {
 	// Prompts maps a prompt id to its audio file and version label.
 	Prompts map[string]Prompt `yaml:"prompts"`
-	// Prompt is the id played unless policy picks another.
+	// Prompt is the id of the announcement played.
 	Prompt string `yaml:"prompt"`
-	// Mode is announce or announce_dtmf, until policy decides per territory.
-	Mode string `yaml:"mode"`
-	// DTMFTimeout is how long announce_dtmf waits for the callee's digit.
+	// DTMFTimeout is how long announce_dtmf (chosen by the policy's consent
+	// section, per tenant and territory) waits for the party's digit.
 	DTMFTimeout time.Duration `yaml:"dtmf_timeout"`
 }
 
@@ -141,7 +146,8 @@ type Prompt struct {
 	Version string `yaml:"version"`
 }
 
-// Policy locates the hot-reloaded policy file.
+// Policy locates the hot-reloaded policy file ("" = built-in defaults:
+// US and CA allowed, premium numbers refused, announce).
 type Policy struct {
 	File string `yaml:"file"`
 }
@@ -157,10 +163,9 @@ type Jobs struct {
 type API struct {
 	// LinkTTL is the default lifetime of a signed playback link.
 	LinkTTL time.Duration `yaml:"link_ttl"`
-	// MaxLinkTTL caps what a caller may request.
+	// MaxLinkTTL caps what a caller may request. Links are signed with a key
+	// derived from the Fernet keyring, so every node agrees on them.
 	MaxLinkTTL time.Duration `yaml:"max_link_ttl"`
-	// SigningKeyFile holds the HMAC key for playback links (generated in dev).
-	SigningKeyFile string `yaml:"signing_key_file"`
 }
 
 // Log configures log/slog output.
@@ -187,11 +192,12 @@ func Default() Config {
 	return Config{
 		Node: host,
 		SIP: SIP{
-			Listen:       []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
-			ExternalHost: "127.0.0.1",
-			Realm:        "blackbox",
-			UserAgent:    "Blackbox",
-			NonceTTL:     5 * time.Minute,
+			Listen:           []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
+			ExternalHost:     "127.0.0.1",
+			Realm:            "blackbox",
+			DigestAlgorithms: []string{"MD5"},
+			UserAgent:        "Blackbox",
+			NonceTTL:         5 * time.Minute,
 			Register: Register{
 				MinExpires:     60,
 				MaxExpires:     3600,
@@ -216,12 +222,11 @@ func Default() Config {
 				"consent-en": {File: "configs/prompts/consent-en-v1.wav", Version: "v1"},
 			},
 			Prompt:      "consent-en",
-			Mode:        "announce",
 			DTMFTimeout: 10 * time.Second,
 		},
 		Policy:   Policy{File: ""},
 		Jobs:     Jobs{Workers: 4, MaxAttempts: 8, Lease: time.Minute},
-		API:      API{LinkTTL: 5 * time.Minute, MaxLinkTTL: time.Hour, SigningKeyFile: "var/link.key"},
+		API:      API{LinkTTL: 5 * time.Minute, MaxLinkTTL: time.Hour},
 		Log:      Log{Level: "info", Format: "text"},
 		Shutdown: Shutdown{Grace: 30 * time.Second},
 	}

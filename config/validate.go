@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -96,6 +97,21 @@ func (c *Config) validate() Errors {
 	if c.SIP.Realm == "" || strings.ContainsAny(c.SIP.Realm, "\"\\\r\n") {
 		bad("sip.realm", "must be a non-empty token without quotes")
 	}
+	if len(c.SIP.DigestAlgorithms) == 0 {
+		bad("sip.digest_algorithms", "at least one of MD5, SHA-256")
+	}
+	seen := map[string]bool{}
+	for i, a := range c.SIP.DigestAlgorithms {
+		switch a {
+		case "MD5", "SHA-256":
+		default:
+			bad(fmt.Sprintf("sip.digest_algorithms[%d]", i), "%q: want MD5 or SHA-256", a)
+		}
+		if seen[a] {
+			bad(fmt.Sprintf("sip.digest_algorithms[%d]", i), "%q listed twice", a)
+		}
+		seen[a] = true
+	}
 	positive("sip.nonce_ttl", c.SIP.NonceTTL)
 	positive("sip.ring_timeout", c.SIP.RingTimeout)
 	positive("sip.trunk_timeout", c.SIP.TrunkTimeout)
@@ -165,10 +181,10 @@ func (c *Config) validate() Errors {
 			bad("consent.prompts."+id+".version", "required: a label such as v1")
 		}
 	}
-	switch c.Consent.Mode {
-	case "announce", "announce_dtmf":
-	default:
-		bad("consent.mode", "%q: want announce or announce_dtmf", c.Consent.Mode)
+	if c.Policy.File != "" {
+		if _, err := os.Stat(c.Policy.File); err != nil {
+			bad("policy.file", "%v", err)
+		}
 	}
 	positive("consent.dtmf_timeout", c.Consent.DTMFTimeout)
 

@@ -142,7 +142,7 @@ func New(opts Options) (*Manager, error) {
 	}
 	m := &Manager{
 		opts: opts, log: opts.Logger.With("component", "recorder"), met: met,
-		now: time.Now, tick: 40 * time.Millisecond, delay: 80 * time.Millisecond, syncers: 8,
+		now: time.Now, tick: 40 * time.Millisecond, delay: reorderDelay, syncers: 8,
 		active: map[string]*Recording{},
 	}
 	if err := m.registerUploads(); err != nil {
@@ -467,3 +467,10 @@ func (r *Recording) snapshotStreams() []*Stream {
 func durationOf(dataBytes int64) time.Duration {
 	return time.Duration(dataBytes/frameBytes) * time.Second / SampleRate
 }
+
+// reorderDelay is how long audio waits before it is placed for good: the
+// jitter a packet may have and still land in its slot. Recordings are
+// evidence, not a live stream, so it is generous: a loaded host that delays
+// a relay goroutine must not punch holes in them. The stream ring (512 ms)
+// holds it plus a writer tick and the longest packet.
+const reorderDelay = 200 * time.Millisecond

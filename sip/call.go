@@ -5,12 +5,15 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/blackbox-gw/blackbox/media"
+	"github.com/blackbox-gw/blackbox/policy"
+	"github.com/blackbox-gw/blackbox/recorder"
 	"github.com/blackbox-gw/blackbox/store"
 )
 
@@ -28,6 +31,7 @@ const (
 	endUnreachable      = "contact_unreachable"
 	endFailed           = "failed"
 	endNoAck            = "no_ack"
+	endSpendCap         = "spend_cap"
 )
 
 // Call joins leg A (the dialog that reached Blackbox, where Blackbox is UAS)
@@ -53,6 +57,14 @@ type Call struct {
 	endReason   string
 	hangupBy    string
 
+	recording   *recorder.Recording
+	consentMode store.ConsentMode
+	ticket      policy.Ticket // the policy slot held; released in finish
+	// digits carries RFC 4733 digits once collecting starts (at answer);
+	// the consent prompt reads them.
+	digits     chan digit
+	collecting atomic.Bool
+
 	offerMu sync.Mutex // one SDP negotiation at a time (491 otherwise)
 	acks    sync.Map   // leg/CSeq of a re-INVITE 2xx awaiting ACK -> chan struct{}
 
@@ -62,6 +74,8 @@ type Call struct {
 func (s *Server) newCall(scope *store.Scope, rec store.Call) *Call {
 	ctx, cancel := context.WithCancelCause(s.ctxOrBackground())
 	return &Call{
+		consentMode: store.ConsentAnnounce,
+		digits:      make(chan digit, 8),
 		srv:         s,
 		log:         s.log.With("call", rec.ID, "direction", rec.Direction),
 		scope:       scope,
@@ -159,8 +173,11 @@ func (c *Call) finish(reason, by string, aCode, bCode int) {
 	if c.endReason == "" {
 		c.endReason, c.hangupBy = reason, by
 	}
-	ms := c.media
+	ms, cause := c.media, endCause{reason: c.endReason, by: c.hangupBy}
 	c.mu.Unlock()
+	c.setupCancel(cause) // stop whatever setup still runs
+	c.stopRecording()
+	c.settlePolicy()
 	if ms != nil {
 		if err := ms.Close(); err != nil {
 			c.log.Warn("close media", "error", err)
@@ -294,4 +311,25 @@ func (c *Call) dialogB() *sipgo.DialogClientSession {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.b
+}
+
+type digit struct {
+	leg media.Leg
+	d   rune
+}
+
+// collectDigits starts keeping the digits the parties press: from the
+// moment the party who must consent is connected, so a key pressed as the
+// announcement starts is not lost.
+func (c *Call) collectDigits() { c.collecting.Store(true) }
+
+// onDTMF receives digits from the media session (its own goroutine).
+func (c *Call) onDTMF(leg media.Leg, d rune) {
+	if !c.collecting.Load() {
+		return
+	}
+	select {
+	case c.digits <- digit{leg, d}:
+	default: // a full buffer: the consent decision is long made
+	}
 }

@@ -76,6 +76,9 @@ func TestOutboundCallAnchorsMedia(t *testing.T) {
 	}
 	legA := mediaAddr(t, d.InviteResponse.Body())
 	legB := mediaAddr(t, inv.Body())
+	if ev := waitConsent(t, g, "acme"); ev.Result != store.ConsentPlayed || ev.Party != store.PartyCallee {
+		t.Fatalf("consent event %+v", ev)
+	}
 	if !inRange(legA, 31100, 31199) || !inRange(legB, 31100, 31199) || legA == legB {
 		t.Fatalf("SDP not anchored on the gateway: rep sees %s, trunk sees %s", legA, legB)
 	}
@@ -109,6 +112,28 @@ func TestOutboundCallAnchorsMedia(t *testing.T) {
 		t.Fatalf("call record %+v", c)
 	}
 	waitPortsFree(t, g)
+}
+
+// waitConsent waits for the consent event of the tenant's newest call.
+func waitConsent(t *testing.T, g *gateway, tenant string) store.ConsentEvent {
+	t.Helper()
+	p, _ := g.db.AdminScope(context.Background(), tenant)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if cs := calls(t, g, tenant); len(cs) > 0 {
+			evs, err := g.db.In(p).ConsentEvents(context.Background(), cs[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) > 0 {
+				return evs[0]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no consent event")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func waitPortsFree(t *testing.T, g *gateway) {

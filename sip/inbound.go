@@ -65,16 +65,34 @@ func (s *Server) inbound(req *sip.Request, tx sip.ServerTransaction, trunks []st
 		}
 	}
 
+	callID := store.NewCallID()
+	d, err := s.opts.Policy.DecideInbound(ctx, policy.InboundRequest{
+		TenantID: tenant.ID, TenantName: tenant.Name, UserID: num.UserID, Username: num.Username,
+		DefaultCountry: tenant.DefaultCountry, Caller: caller, Callee: num.Number, CallID: callID,
+	})
+	if err != nil {
+		s.log.Error("inbound: policy", "error", err)
+		s.respond(tx, req, sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
+		return
+	}
+	if !d.Allow {
+		s.refusePolicy(tx, req, d)
+		return
+	}
 	a, err := s.dialogUAFor(req.Transport()).ReadInvite(req, tx)
 	if err != nil {
+		_ = s.opts.Policy.Finish(ctx, d.Ticket, policy.Outcome{})
 		s.respond(tx, req, sip.StatusBadRequest, "Bad Request")
 		return
 	}
-	rec := store.Call{ID: store.NewCallID(), UserID: num.UserID, Direction: store.Inbound, Caller: caller, Callee: num.Number,
+	rec := store.Call{ID: callID, UserID: num.UserID, Direction: store.Inbound, Caller: caller, Callee: num.Number,
 		TrunkID: scope.Principal().TrunkID(), ACallID: req.CallID().Value(), InviteAt: time.Now(), Node: s.opts.Node}
 	c := s.newCall(scope, rec)
 	c.a = a
+	c.ticket = d.Ticket
+	c.consentMode = consentMode(d.Mode)
 	if !s.admit(c, req, tx) {
+		_ = s.opts.Policy.Finish(ctx, d.Ticket, policy.Outcome{})
 		return
 	}
 	defer s.wg.Done()
@@ -90,29 +108,95 @@ func (s *Server) inbound(req *sip.Request, tx sip.ServerTransaction, trunks []st
 		c.failSetup(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", endNoRegistration, 0)
 		return
 	}
-	offerB, code := c.openMedia(req.Body())
-	if code != 0 {
+	if code := c.newMedia(); code != 0 {
+		c.failSetup(code, reasonPhrase(code), endFailed, 0)
+		return
+	}
+	// Blackbox answers the caller itself: the announcement comes before any
+	// rep's phone rings, and a caller who refuses never reaches one.
+	ansA, err := c.media.AnswerLocal(media.LegA, req.Body())
+	if err != nil {
+		code := sdpRefused(c, err)
 		c.failSetup(code, reasonPhrase(code), endRejected, 0)
+		return
+	}
+	c.media.SetBridge(false)
+	c.collectDigits()
+	if !c.establish(ansA) {
+		return
+	}
+	c.media.ArmTimeout()
+	if err := c.startRecording(ctx); err != nil {
+		c.log.Error("call not recorded: ending it", "error", err)
+		c.hangup("recording_failed", "system")
+		return
+	}
+	if c.consentMode != consentNone {
+		if result := c.runConsent(c.consentMode, media.LegA, media.LegA); !consented(result) {
+			c.refuse(result)
+			return
+		}
+	}
+	offerB, err := c.media.LocalOffer(media.LegB)
+	if err != nil {
+		c.log.Error("offer for the rep's leg", "error", err)
+		c.hangup(endFailed, "system")
 		return
 	}
 	c.mu.Lock()
 	c.lastSDP[media.LegB] = offerB
 	c.mu.Unlock()
+	stopRinging := c.ringback()
 	winner, w := c.fork(req, bindings, num.Username, caller, offerB)
+	stopRinging()
 	if winner == nil {
-		if w.trunkSilent {
-			c.failSetup(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", endUnreachable, 0)
-			return
+		end := endUnreachable
+		if !w.trunkSilent {
+			_, _, end, _, _ = setupResult(w)
 		}
-		code, reason, end, bCode, hs := setupResult(w)
-		c.failSetup(code, reason, end, bCode, hs...)
+		by := "system"
+		if end == endCancel {
+			by = "caller"
+		}
+		c.hangup(end, by)
 		return
 	}
 	c.mu.Lock()
 	c.b = winner
 	c.mu.Unlock()
 	c.update(func(r *store.Call) { r.BCallID = winner.InviteRequest.CallID().Value() })
-	c.answered()
+	ackCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := winner.Ack(ackCtx); err != nil {
+		c.log.Warn("ACK to leg b", "error", err)
+	}
+	c.srv.calls.bind(c, winner.ID)
+	if _, err := c.media.Answer(media.LegB, winner.InviteResponse.Body()); err != nil {
+		c.log.Warn("rep's answer SDP refused", "error", err)
+		c.hangup(endFailed, "system")
+		return
+	}
+	c.update(func(r *store.Call) { r.AnswerAt, r.BCode = time.Now(), 200 })
+	c.enforceMaxDuration()
+	c.media.SetBridge(true)
+	c.log.Info("call bridged")
+}
+
+// ringback plays the ringback tone to the caller (already answered by
+// Blackbox) until the returned stop is called.
+func (c *Call) ringback() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	tone := media.Ringback()
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if err := c.media.Play(ctx, tone, media.LegA); err != nil {
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 type forkResult struct {
@@ -126,14 +210,11 @@ type forkResult struct {
 func (c *Call) fork(req *sip.Request, bindings []store.Binding, username, caller string, offer []byte) (*sipgo.DialogClientSession, answerWait) {
 	s := c.srv
 	ext := s.opts.ExternalHost.String()
-	var relayOnce sync.Once
+	// The caller is already answered (and hears ringback): provisional
+	// responses only mark the call as ringing.
 	var ringOnce sync.Once
 	relay := func(res *sip.Response) {
-		if len(res.Body()) > 0 {
-			relayOnce.Do(func() { c.relayProvisional(res) })
-			return
-		}
-		ringOnce.Do(func() { c.relayProvisional(res) })
+		ringOnce.Do(func() { c.update(func(r *store.Call) { r.RingingAt = time.Now() }) })
 	}
 
 	type leg struct {

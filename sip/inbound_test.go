@@ -130,6 +130,16 @@ func TestInboundForksToEveryContact(t *testing.T) {
 	if err != nil {
 		t.Fatalf("inbound call: %v", err)
 	}
+	// Blackbox answers the caller, plays the announcement, then rings.
+	if ev := waitConsent(t, g, "acme"); ev.Result != store.ConsentPlayed || ev.Party != store.PartyCaller {
+		t.Fatalf("consent %+v", ev)
+	}
+	var phoneSide *sipgo.DialogServerSession
+	select {
+	case phoneSide = <-answerer.answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the rep's phone never answered")
+	}
 	if ringer.invites.Load() != 1 || answerer.invites.Load() != 1 {
 		t.Fatalf("fork: ringer got %d INVITEs, answerer %d", ringer.invites.Load(), answerer.invites.Load())
 	}
@@ -140,7 +150,6 @@ func TestInboundForksToEveryContact(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	phoneSide := <-answerer.answered
 	legToTrunk := mediaAddr(t, d.InviteResponse.Body())
 	legToPhone := mediaAddr(t, phoneSide.InviteRequest.Body())
 	tr.rtp.send(t, legToTrunk, 30, 0x33)

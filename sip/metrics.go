@@ -16,6 +16,7 @@ type metrics struct {
 	callsTotal    *prometheus.CounterVec
 	authFailures  prometheus.Counter
 	registrations prometheus.Gauge
+	consent       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,12 +45,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "blackbox_registrations_active",
 			Help: "Live registrations (bindings) in the store, across tenants.",
 		}),
+		consent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blackbox_consent_events_total",
+			Help: "Consent prompts, by mode and result.",
+		}, []string{"mode", "result"}),
 	}
 	for _, d := range []string{"inbound", "outbound"} {
 		m.callsActive.WithLabelValues(d)
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.responses, m.callsActive, m.callsTotal, m.authFailures, m.registrations)
+		reg.MustRegister(m.requests, m.responses, m.callsActive, m.callsTotal, m.authFailures, m.registrations, m.consent)
 	}
 	return m
 }

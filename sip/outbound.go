@@ -36,127 +36,73 @@ func (s *Server) outbound(req *sip.Request, tx sip.ServerTransaction, acct store
 		fail(sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
 		return
 	}
-	dest, err := policy.ParseDestination(req.Recipient.User, tenant.DefaultCountry)
-	if err != nil {
-		fail(sip.StatusAddressIncomplete, "Address Incomplete", warning(err.Error()))
-		return
-	}
 	numbers, err := scope.NumbersOf(ctx, user.ID)
 	if err != nil {
 		s.log.Error("outbound: numbers", "error", err)
 		fail(sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
 		return
 	}
-	presented := presentedIdentity(req, tenant.DefaultCountry)
-	callerID, replaced, ok := chooseCallerID(presented, user.CallerID, numbers)
-	if !ok {
-		s.deny(ctx, scope, tx, req, "caller_id_not_allowed", "no caller ID this user may present", dest.E164)
+	own := make([]string, len(numbers))
+	for i, n := range numbers {
+		own[i] = n.Number
+	}
+	callID := store.NewCallID()
+	d, err := s.opts.Policy.DecideOutbound(ctx, policy.OutboundRequest{
+		TenantID: p.TenantID(), TenantName: tenant.Name, UserID: user.ID, Username: user.Username, Role: p.Role(),
+		DefaultCountry: tenant.DefaultCountry, Dialled: req.Recipient.User, CallerID: presentedIdentity(req),
+		UserNumbers: own, DefaultCallerID: user.CallerID, CallID: callID,
+	})
+	if err != nil {
+		s.log.Error("outbound: policy", "error", err)
+		fail(sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
 		return
 	}
-	if replaced {
-		s.log.Info("outbound: presented caller ID replaced", "user", user.Username, "presented", presented, "caller_id", callerID)
+	if !d.Allow {
+		s.refusePolicy(tx, req, d)
+		return
+	}
+	release := func() { // the slot the decision took, if the call goes no further
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.opts.Policy.Finish(ctx, d.Ticket, policy.Outcome{})
+	}
+	if d.CallerIDCorrected {
+		s.log.Info("outbound: presented caller ID replaced", "user", user.Username, "caller_id", d.CallerID)
 	}
 	trunks, err := scope.Trunks(ctx)
 	if err != nil {
+		release()
 		s.log.Error("outbound: trunks", "error", err)
 		fail(sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
 		return
 	}
 	if len(trunks) == 0 {
+		release()
 		fail(sip.StatusServiceUnavailable, "Service Unavailable", warning("no trunk configured for this tenant"))
 		return
 	}
-	s.placeOutbound(req, tx, scope, user, dest, callerID, trunks[0])
-}
-
-// deny refuses a call for a policy reason, with the code in a Warning
-// header and an audit event.
-func (s *Server) deny(ctx context.Context, scope *store.Scope, tx sip.ServerTransaction, req *sip.Request, code, detail, callee string) {
-	if err := scope.Audit(ctx, "call.denied", "number:"+callee, map[string]any{"reason": code, "detail": detail}); err != nil {
-		s.log.Error("audit call.denied", "error", err)
-	}
-	s.respond(tx, req, sip.StatusForbidden, "Forbidden", warning(code+": "+detail))
-}
-
-// presentedIdentity is the number the rep's INVITE asks to present:
-// P-Asserted-Identity, else P-Preferred-Identity, else From.
-func presentedIdentity(req *sip.Request, country string) string {
-	user := ""
-	for _, name := range []string{"P-Asserted-Identity", "P-Preferred-Identity"} {
-		if h := req.GetHeader(name); h != nil {
-			var u sip.Uri
-			v := h.Value()
-			if i, j := indexByte(v, '<'), indexByte(v, '>'); i >= 0 && j > i {
-				v = v[i+1 : j]
-			}
-			if sip.ParseUri(v, &u) == nil && u.User != "" {
-				user = u.User
-				break
-			}
-		}
-	}
-	if user == "" {
-		if f := req.From(); f != nil {
-			user = f.Address.User
-		}
-	}
-	if user == "" {
-		return ""
-	}
-	if d, err := policy.ParseDestination(user, country); err == nil {
-		return d.E164
-	}
-	return user
-}
-
-func indexByte(s string, b byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == b {
-			return i
-		}
-	}
-	return -1
-}
-
-// chooseCallerID returns the caller ID to present: the presented one if the
-// user may present it, else the user's default (or first number). A number
-// the user may not present is never passed through.
-func chooseCallerID(presented, defaultID string, numbers []store.Number) (id string, replaced, ok bool) {
-	allowed := map[string]bool{}
-	for _, n := range numbers {
-		allowed[n.Number] = true
-	}
-	if defaultID != "" {
-		allowed[defaultID] = true
-	}
-	if presented != "" && allowed[presented] {
-		return presented, false, true
-	}
-	switch {
-	case defaultID != "":
-		id = defaultID
-	case len(numbers) > 0:
-		id = numbers[0].Number
-	default:
-		return "", false, false
-	}
-	return id, presented != "", true
+	s.placeOutbound(req, tx, scope, user, callID, d, trunks[0], release)
 }
 
 // placeOutbound runs an authorised outbound call from INVITE to answer.
 func (s *Server) placeOutbound(req *sip.Request, tx sip.ServerTransaction, scope *store.Scope, user store.User,
-	dest policy.Destination, callerID string, trunk store.Trunk) {
+	callID string, d policy.Decision, trunk store.Trunk, release func()) {
 	ua := s.dialogUAFor(req.Transport())
 	a, err := ua.ReadInvite(req, tx)
 	if err != nil {
+		release()
 		s.respond(tx, req, sip.StatusBadRequest, "Bad Request")
 		return
 	}
-	rec := store.Call{ID: store.NewCallID(), UserID: user.ID, Direction: store.Outbound, Caller: callerID, Callee: dest.E164,
+	dest, callerID := d.Destination, d.CallerID
+	rec := store.Call{ID: callID, UserID: user.ID, Direction: store.Outbound, Caller: callerID, Callee: dest.E164,
 		TrunkID: trunk.ID, ACallID: req.CallID().Value(), InviteAt: time.Now(), Node: s.opts.Node}
 	c := s.newCall(scope, rec)
 	c.a = a
+	c.ticket = d.Ticket
+	c.consentMode = consentMode(d.Mode)
 	if !s.admit(c, req, tx) {
+		release()
 		return
 	}
 	defer s.wg.Done()
@@ -216,30 +162,45 @@ func (s *Server) admit(c *Call, req *sip.Request, tx sip.ServerTransaction) bool
 	return true
 }
 
-// openMedia anchors the call's RTP and turns leg A's offer into leg B's.
-// A non-zero code is the response leg A gets.
-func (c *Call) openMedia(offer []byte) ([]byte, int) {
+// newMedia anchors the call's RTP: two port pairs. A non-zero code is the
+// response leg A gets.
+func (c *Call) newMedia() int {
 	ms, err := c.srv.opts.Media.NewSession(media.SessionOptions{
 		ID:           c.rec.ID,
 		OnTimeout:    c.onMediaTimeout,
+		OnDTMF:       c.onDTMF,
 		DeferTimeout: true, // armed on answer: ringing is not silence
 	})
 	if err != nil {
 		c.log.Error("media session", "error", err)
-		return nil, sip.StatusServiceUnavailable
+		return sip.StatusServiceUnavailable
 	}
 	c.mu.Lock()
 	c.media = ms
 	c.mu.Unlock()
-	out, err := ms.Offer(media.LegA, offer)
+	return 0
+}
+
+// openMedia anchors the call's RTP and turns leg A's offer into leg B's.
+// A non-zero code is the response leg A gets.
+func (c *Call) openMedia(offer []byte) ([]byte, int) {
+	if code := c.newMedia(); code != 0 {
+		return nil, code
+	}
+	out, err := c.media.Offer(media.LegA, offer)
 	if err != nil {
-		c.log.Info("leg a offer refused", "error", err)
-		if errors.Is(err, media.ErrBadSDP) || errors.Is(err, media.ErrNoCodec) {
-			return nil, sip.StatusNotAcceptableHere
-		}
-		return nil, sip.StatusServiceUnavailable
+		return nil, sdpRefused(c, err)
 	}
 	return out, 0
+}
+
+// sdpRefused logs an SDP error from leg A and maps it to a response code.
+func sdpRefused(c *Call, err error) int {
+	c.log.Info("leg a offer refused", "error", err)
+	if errors.Is(err, media.ErrBadSDP) || errors.Is(err, media.ErrNoCodec) {
+		return sip.StatusNotAcceptableHere
+	}
+	return sip.StatusServiceUnavailable
 }
 
 // relayProvisional passes 180/183 from leg B to leg A; early-media SDP goes
@@ -266,7 +227,9 @@ func (c *Call) relayProvisional(res *sip.Response) {
 	}
 }
 
-// answered completes the call once leg B has sent 2xx.
+// answered completes an outbound call once leg B has sent 2xx: recording
+// starts, the rep is answered, the callee (and the rep) hear the consent
+// announcement, and only a consent outcome bridges the two.
 func (c *Call) answered() {
 	c.mu.Lock()
 	bs := c.b
@@ -278,21 +241,56 @@ func (c *Call) answered() {
 	}
 	c.srv.calls.bind(c, bs.ID)
 	c.update(func(r *store.Call) { r.AnswerAt, r.BCode = time.Now(), 200 })
+	// Until consent, neither party hears the other: only the announcement.
+	c.media.SetBridge(c.consentMode == consentNone)
+	c.collectDigits()
+	if err := c.startRecording(ctx); err != nil {
+		c.log.Error("call not recorded: ending it", "error", err)
+		c.abortAnswered(sip.StatusServiceUnavailable, "recording_failed")
+		return
+	}
 	ans, err := c.media.Answer(media.LegB, bs.InviteResponse.Body())
 	if err != nil {
 		c.log.Warn("leg b answer SDP refused", "error", err)
-		c.mu.Lock()
-		c.established = true
-		c.mu.Unlock()
-		_ = c.a.Respond(sip.StatusNotAcceptableHere, "Not Acceptable Here", nil)
-		c.hangup(endFailed, "system")
+		c.abortAnswered(sip.StatusNotAcceptableHere, endFailed)
 		return
 	}
 	if !c.establish(ans) {
 		return
 	}
 	c.media.ArmTimeout()
-	c.log.Info("call answered")
+	c.enforceMaxDuration()
+	if c.consentMode != consentNone {
+		result := c.runConsent(c.consentMode, media.LegB, media.LegA, media.LegB)
+		if !consented(result) {
+			c.refuse(result)
+			return
+		}
+		c.media.SetBridge(true)
+	}
+	c.log.Info("call bridged")
+}
+
+// abortAnswered ends a call whose leg B answered but leg A cannot be.
+func (c *Call) abortAnswered(code int, end string) {
+	c.mu.Lock()
+	c.established = true // so hangup BYEs leg B
+	c.mu.Unlock()
+	_ = c.a.Respond(code, reasonPhrase(code), nil)
+	c.mu.Lock()
+	c.rec.ACode = code
+	c.mu.Unlock()
+	c.hangup(end, "system")
+}
+
+// refuse ends a call whose consent prompt did not end in consent; nothing
+// of the party is recorded after a refusal.
+func (c *Call) refuse(result store.ConsentResult) {
+	c.stopRecording()
+	if result == store.ConsentHangupDuringPrompt {
+		return // the hangup already ended the call
+	}
+	c.hangup(consentEnd(result), "system")
 }
 
 // onMediaTimeout hangs up a call whose media went silent.

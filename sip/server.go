@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blackbox-gw/blackbox/media"
+	"github.com/blackbox-gw/blackbox/policy"
+	"github.com/blackbox-gw/blackbox/recorder"
 	"github.com/blackbox-gw/blackbox/store"
 )
 
@@ -55,6 +57,9 @@ type Options struct {
 
 	DB         *store.DB
 	Media      *media.Engine
+	Recorder   *recorder.Manager // every call is recorded
+	Consent    ConsentOptions
+	Policy     *policy.Engine // decides every call before it leaves, and its consent mode
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -65,6 +70,12 @@ func (o *Options) validate() error {
 		return errors.New("sip: Options.DB is required")
 	case o.Media == nil:
 		return errors.New("sip: Options.Media is required")
+	case o.Recorder == nil:
+		return errors.New("sip: Options.Recorder is required: every call is recorded")
+	case o.Consent.Prompt == nil:
+		return errors.New("sip: Options.Consent.Prompt is required")
+	case o.Policy == nil:
+		return errors.New("sip: Options.Policy is required")
 	case !o.ExternalHost.IsValid() || o.ExternalHost.IsUnspecified():
 		return errors.New("sip: Options.ExternalHost must be a reachable address")
 	case len(o.Listen) == 0:
@@ -97,6 +108,9 @@ func (o *Options) validate() error {
 	}
 	if o.MaxCalls <= 0 {
 		o.MaxCalls = 2000
+	}
+	if o.Consent.DTMFTimeout <= 0 {
+		o.Consent.DTMFTimeout = 10 * time.Second
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,8 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blackbox-gw/blackbox/media"
+	"github.com/blackbox-gw/blackbox/policy"
+	"github.com/blackbox-gw/blackbox/recorder"
+	"github.com/blackbox-gw/blackbox/recorder/wavcheck"
 	bbsip "github.com/blackbox-gw/blackbox/sip"
 	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/objects"
 	"github.com/blackbox-gw/blackbox/store/secrets"
 )
 
@@ -25,19 +30,37 @@ const testRealm = "blackbox-test"
 // gateway is a running sip.Server on loopback with a real SQLite store and
 // a real media engine.
 type gateway struct {
-	srv    *bbsip.Server
-	db     *store.DB
-	udp    netip.AddrPort
-	tcp    netip.AddrPort
-	cancel context.CancelFunc
-	reg    *prometheus.Registry
-	media  *media.Engine
+	srv     *bbsip.Server
+	db      *store.DB
+	udp     netip.AddrPort
+	tcp     netip.AddrPort
+	cancel  context.CancelFunc
+	reg     *prometheus.Registry
+	media   *media.Engine
+	objects objects.Store
 }
 
 type gatewayOptions struct {
-	register bbsip.RegisterOptions
-	nonceTTL time.Duration
-	rtpPorts [2]int
+	register    bbsip.RegisterOptions
+	nonceTTL    time.Duration
+	rtpPorts    [2]int
+	consentMode store.ConsentMode // announce_dtmf writes a policy choosing it
+	policy      string            // policy YAML ("" = built-in defaults)
+	dtmfTimeout time.Duration
+	promptLen   time.Duration // default 300 ms
+}
+
+// promptFreq is the tone of the test announcement, so recordings can be
+// checked for it.
+const promptFreq = 1600
+
+// testPrompt is an announcement of promptFreq lasting d.
+func testPrompt(d time.Duration) *media.Prompt {
+	if d == 0 {
+		d = 300 * time.Millisecond
+	}
+	samples := wavcheck.Tone(promptFreq, 8000, 0, int(d.Seconds()*8000), 0.3)
+	return &media.Prompt{ID: "consent-test", Version: "v1", SHA256: strings.Repeat("ab", 32), Samples: samples, Duration: d}
 }
 
 func startGateway(t *testing.T, o gatewayOptions) *gateway {
@@ -62,6 +85,33 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 		t.Fatal(err)
 	}
 	nonceKey, _ := kr.Derive("nonce")
+	objs, err := objects.Open(context.Background(), "file:"+filepath.Join(t.TempDir(), "objects"), objects.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := recorder.New(recorder.Options{SpoolDir: filepath.Join(t.TempDir(), "spool"), Objects: objs, DB: db,
+		Logger: log, Registerer: reg, Node: "test", Backoff: func(int) time.Duration { return 50 * time.Millisecond }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recCtx, stopRec := context.WithCancel(context.Background())
+	recDone := make(chan error, 1)
+	go func() { recDone <- rec.Run(recCtx) }()
+	policyFile := ""
+	if o.consentMode == store.ConsentAnnounceDTMF || o.policy != "" {
+		body := o.policy
+		if body == "" {
+			body = "version: \"1\"\ndefaults:\n  consent:\n    default: announce_dtmf\n    unknown: announce_dtmf\n"
+		}
+		policyFile = filepath.Join(t.TempDir(), "policy.yaml")
+		if err := os.WriteFile(policyFile, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pol, err := policy.NewEngine(policy.Options{File: policyFile, Counters: db, Logger: log, Registerer: reg, Node: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := bbsip.NewServer(bbsip.Options{
 		Listen:       []bbsip.Listener{{Network: "udp", Addr: "127.0.0.1:0"}, {Network: "tcp", Addr: "127.0.0.1:0"}},
 		ExternalHost: netip.MustParseAddr("127.0.0.1"),
@@ -74,6 +124,9 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 		Node:         "test",
 		DB:           db,
 		Media:        eng,
+		Recorder:     rec,
+		Consent:      bbsip.ConsentOptions{Prompt: testPrompt(o.promptLen), DTMFTimeout: o.dtmfTimeout},
+		Policy:       pol,
 		Logger:       log,
 		Registerer:   reg,
 	})
@@ -88,7 +141,7 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 	case err := <-done:
 		t.Fatal(err)
 	}
-	g := &gateway{srv: srv, db: db, cancel: cancel, reg: reg, media: eng}
+	g := &gateway{srv: srv, db: db, cancel: cancel, reg: reg, media: eng, objects: objs}
 	g.udp, _ = srv.Addr("udp")
 	g.tcp, _ = srv.Addr("tcp")
 	t.Cleanup(func() {
@@ -98,6 +151,8 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 		cancel()
 		<-done
 		srv.Close()
+		stopRec()
+		<-recDone
 		eng.Close()
 		db.Close()
 	})

@@ -6,10 +6,12 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -26,7 +28,16 @@ type sqliteBackend struct {
 	path   string
 	writer *sql.DB
 	reader *sql.DB
+
+	stopCheckpoints context.CancelFunc
+	checkpointsDone chan struct{}
 }
+
+// checkpointEvery is how often WAL frames are copied back into the
+// database file. Commits never checkpoint themselves (wal_autocheckpoint=0
+// on the writer): an automatic checkpoint fsyncs on whichever commit
+// triggers it, which is what set the policy decision's p99.
+const checkpointEvery = time.Second
 
 func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
 	if dir := filepath.Dir(path); dir != "" {
@@ -35,7 +46,7 @@ func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
 		}
 	}
 	pragmas := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(ON)", "synchronous(NORMAL)"} {
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(ON)", "synchronous(NORMAL)", "wal_autocheckpoint(0)"} {
 		pragmas.Add("_pragma", p)
 	}
 	open := func(txlock string, conns int) (*sql.DB, error) {
@@ -66,13 +77,42 @@ func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
 		r.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
-	return &sqliteBackend{path: path, writer: w, reader: r}, nil
+	b := &sqliteBackend{path: path, writer: w, reader: r, checkpointsDone: make(chan struct{})}
+	var cctx context.Context
+	cctx, b.stopCheckpoints = context.WithCancel(context.Background())
+	go b.checkpoints(cctx)
+	return b, nil
+}
+
+// checkpoints runs passive WAL checkpoints beside the writer (on a reader
+// connection: a passive checkpoint never waits for, nor blocks, writers).
+func (b *sqliteBackend) checkpoints(ctx context.Context) {
+	defer close(b.checkpointsDone)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := b.reader.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil && ctx.Err() == nil {
+				slog.Debug("sqlite checkpoint", "path", b.path, "error", err)
+			}
+		}
+	}
 }
 
 func (b *sqliteBackend) name() string { return "sqlite" }
 
 func (b *sqliteBackend) close() error {
-	return errors.Join(b.reader.Close(), b.writer.Close())
+	b.stopCheckpoints()
+	<-b.checkpointsDone
+	// Leave a compact file behind: everything in the database, the WAL empty.
+	_, cerr := b.writer.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	if cerr != nil && strings.Contains(cerr.Error(), "locked") {
+		cerr = nil // another process holds it; its own close checkpoints
+	}
+	return errors.Join(cerr, b.reader.Close(), b.writer.Close())
 }
 
 func (b *sqliteBackend) migrations() ([]migration, error) {

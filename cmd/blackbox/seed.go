@@ -99,7 +99,9 @@ Register a softphone:
 Start a local carrier that answers and plays audio (another terminal):
   make carrier        (SIPp on %[6]s)
 
-Then dial any US number, e.g. 4155550111; calls to %[7]s ring %[3]s.
+Then dial a US number, e.g. 2125550111 (New York: the announcement, then the
+carrier's tone); numbers in all-party-consent states (California, Florida, ...)
+ask the callee to press 1 first (configs/policy.yaml). Calls to %[7]s ring %[3]s.
   blackbox calls list --tenant demo --config %[8]s
 `, cfg.SIP.ExternalHost, sipPort, creds["username"], creds["password"], creds["realm"], demoCarrier, demoNumber, cfg.Source())
 }

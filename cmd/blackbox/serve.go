@@ -10,18 +10,25 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/blackbox-gw/blackbox/api"
 	"github.com/blackbox-gw/blackbox/config"
 	"github.com/blackbox-gw/blackbox/media"
+	"github.com/blackbox-gw/blackbox/policy"
+	"github.com/blackbox-gw/blackbox/recorder"
 	"github.com/blackbox-gw/blackbox/sip"
 	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/objects"
 	"github.com/blackbox-gw/blackbox/store/secrets"
 )
 
@@ -80,6 +87,63 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 	}
 	defer engine.Close()
 
+	objs, err := objects.Open(ctx, cfg.Objects.URL, objects.Options{SSE: cfg.Objects.SSE, SSEKMSKeyID: cfg.Objects.SSEKMSKeyID})
+	if err != nil {
+		return fmt.Errorf("objects: %w", err)
+	}
+	rec, err := recorder.New(recorder.Options{
+		SpoolDir:       cfg.Recorder.SpoolDir,
+		SyncInterval:   cfg.Recorder.SyncInterval,
+		Objects:        objs,
+		DB:             db,
+		UploadAttempts: cfg.Recorder.UploadAttempts,
+		Logger:         log.With("component", "recorder"),
+		Registerer:     reg,
+		Node:           cfg.Node,
+	})
+	if err != nil {
+		return fmt.Errorf("recorder: %w", err)
+	}
+	// The recorder outlives the SIP drain so calls ending during it are
+	// finalised; whatever is still pending is recovered at the next start.
+	recCtx, stopRec := context.WithCancel(context.Background())
+	defer stopRec()
+	recDone := make(chan error, 1)
+	go func() { recDone <- rec.Run(recCtx) }()
+	defer func() { stopRec(); <-recDone }()
+
+	pc := cfg.Consent.Prompts[cfg.Consent.Prompt]
+	prompt, err := media.LoadPrompt(pc.File, cfg.Consent.Prompt, pc.Version)
+	if err != nil {
+		return fmt.Errorf("consent prompt: %w", err)
+	}
+
+	pol, err := policy.NewEngine(policy.Options{
+		File:       cfg.Policy.File,
+		Counters:   db,
+		Logger:     log.With("component", "policy"),
+		Registerer: reg,
+		Node:       cfg.Node,
+	})
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	polCtx, stopPol := context.WithCancel(context.Background())
+	defer stopPol()
+	go func() { _ = pol.Run(polCtx) }()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if err := pol.Reload(); err != nil {
+				log.Error("SIGHUP: policy not reloaded; the previous policy keeps serving", "error", err)
+			} else {
+				log.Info("SIGHUP: policy reloaded", "hash", pol.PolicyHash())
+			}
+		}
+	}()
+
 	nonceKey, err := kr.Derive("sip-digest-nonce")
 	if err != nil {
 		return err
@@ -90,12 +154,13 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 		listeners = append(listeners, sip.Listener{Network: la.Network, Addr: la.Addr})
 	}
 	srv, err := sip.NewServer(sip.Options{
-		Listen:       listeners,
-		ExternalHost: external,
-		Realm:        cfg.SIP.Realm,
-		UserAgent:    cfg.SIP.UserAgent,
-		NonceKey:     nonceKey,
-		NonceTTL:     cfg.SIP.NonceTTL,
+		Listen:           listeners,
+		ExternalHost:     external,
+		Realm:            cfg.SIP.Realm,
+		DigestAlgorithms: cfg.SIP.DigestAlgorithms,
+		UserAgent:        cfg.SIP.UserAgent,
+		NonceKey:         nonceKey,
+		NonceTTL:         cfg.SIP.NonceTTL,
 		Register: sip.RegisterOptions{
 			MinExpires: cfg.SIP.Register.MinExpires, MaxExpires: cfg.SIP.Register.MaxExpires,
 			DefaultExpires: cfg.SIP.Register.DefaultExpires, MaxContacts: cfg.SIP.Register.MaxContacts,
@@ -107,8 +172,14 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 		Node:         cfg.Node,
 		DB:           db,
 		Media:        engine,
-		Logger:       log,
-		Registerer:   reg,
+		Recorder:     rec,
+		Consent: sip.ConsentOptions{
+			Prompt:      prompt,
+			DTMFTimeout: cfg.Consent.DTMFTimeout,
+		},
+		Policy:     pol,
+		Logger:     log,
+		Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -126,7 +197,27 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 		return fmt.Errorf("sip: %w", err)
 	}
 
-	httpSrv, httpErr, err := serveHTTP(cfg, reg, db, srv, log)
+	linkKey, err := kr.Derive("playback-links")
+	if err != nil {
+		return err
+	}
+	apiSrv, err := api.New(api.Options{DB: db, Objects: objs, LinkKey: linkKey, LinkTTL: cfg.API.LinkTTL,
+		MaxLinkTTL: cfg.API.MaxLinkTTL, SIPRealm: cfg.SIP.Realm, RetentionDays: pol.RetentionDays,
+		Logger: log.With("component", "api"), Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	retention, err := api.NewRetention(api.RetentionOptions{DB: db, Objects: objs, RetentionDays: pol.RetentionDays,
+		Logger: log.With("component", "retention"), Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	retCtx, stopRet := context.WithCancel(context.Background())
+	retDone := make(chan struct{})
+	go func() { defer close(retDone); _ = retention.Run(retCtx) }()
+	defer func() { stopRet(); <-retDone }()
+
+	httpSrv, httpErr, err := serveHTTP(cfg, reg, db, srv, apiSrv, log)
 	if err != nil {
 		return err
 	}
@@ -156,8 +247,9 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 }
 
 // serveHTTP starts the operations listener: liveness, readiness, metrics.
-func serveHTTP(cfg *config.Config, reg *prometheus.Registry, db *store.DB, srv *sip.Server, log *slog.Logger) (*http.Server, <-chan error, error) {
+func serveHTTP(cfg *config.Config, reg *prometheus.Registry, db *store.DB, srv *sip.Server, apiSrv http.Handler, log *slog.Logger) (*http.Server, <-chan error, error) {
 	mux := http.NewServeMux()
+	mux.Handle("/v1/", apiSrv)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -179,7 +271,9 @@ func serveHTTP(cfg *config.Config, reg *prometheus.Registry, db *store.DB, srv *
 	if err != nil {
 		return nil, nil, fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// No WriteTimeout: recordings stream through /v1 for as long as they last.
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() {
 		var err error
