@@ -128,7 +128,6 @@ func newGateway(t *testing.T, opts GatewayOptions) *Gateway {
 	}
 	cfg.Consent.Prompts = map[string]config.Prompt{"consent-en": prompt}
 	cfg.Consent.Prompt = "consent-en"
-	cfg.API.SigningKeyFile = filepath.Join(dir, "link.key")
 	cfg.Log.Level = "debug"
 	cfg.Shutdown.Grace = 5 * time.Second
 	if opts.Configure != nil {

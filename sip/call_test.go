@@ -152,11 +152,7 @@ func TestOutboundByeFromCallee(t *testing.T) {
 	tr := newTrunk(t, "127.0.0.2")
 	g.provisionOutbound(t, tr)
 	p := newPhone(t)
-	byes := make(chan struct{}, 1)
-	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-		byes <- struct{}{}
-	})
+	byes := p.acceptByes()
 	if _, err := p.dial(t, g, "alice", "alice-secret-pw", "+14155550111", newRTPPeer(t, "127.0.0.1")); err != nil {
 		t.Fatal(err)
 	}
@@ -252,9 +248,7 @@ func TestOutboundRTPTimeout(t *testing.T) {
 	tr := newTrunk(t, "127.0.0.2")
 	g.provisionOutbound(t, tr)
 	p := newPhone(t)
-	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	})
+	p.acceptByes()
 	if _, err := p.dial(t, g, "alice", "alice-secret-pw", "4155550111", newRTPPeer(t, "127.0.0.1")); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 	"github.com/zaf/g711"
 
@@ -173,11 +172,7 @@ func TestConsentDTMF(t *testing.T) {
 			tr := newTrunk(t, "127.0.0.2")
 			g.provisionOutbound(t, tr)
 			p := newPhone(t)
-			byes := make(chan struct{}, 1)
-			p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-				_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-				byes <- struct{}{}
-			})
+			byes := p.acceptByes()
 			rep := newRTPPeer(t, "127.0.0.1")
 			d, err := p.dial(t, g, "alice", "alice-secret-pw", "4155550111", rep)
 			if err != nil {
@@ -224,11 +219,7 @@ func TestHangupDuringPrompt(t *testing.T) {
 	tr := newTrunk(t, "127.0.0.2")
 	g.provisionOutbound(t, tr)
 	p := newPhone(t)
-	byes := make(chan struct{}, 1)
-	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-		byes <- struct{}{}
-	})
+	byes := p.acceptByes()
 	if _, err := p.dial(t, g, "alice", "alice-secret-pw", "4155550111", newRTPPeer(t, "127.0.0.1")); err != nil {
 		t.Fatal(err)
 	}

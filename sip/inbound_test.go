@@ -66,9 +66,7 @@ func newDeskPhone(t *testing.T, g *gateway, user, password string, answer bool) 
 			_ = d.(*sipgo.DialogServerSession).ReadAck(req, tx)
 		}
 	})
-	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	})
+	p.acceptByes()
 	// Register from the listening socket, as a phone does.
 	req := registerRequest(g, user, []string{fmt.Sprintf("<sip:%s@%s>", user, dp.addr)}, 300)
 	req.Laddr = sip.Addr{IP: net.IP(dp.addr.Addr().AsSlice()), Port: int(dp.addr.Port())}

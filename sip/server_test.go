@@ -206,6 +206,19 @@ func newPhone(t *testing.T) *phone {
 	return &phone{ua: ua, cli: cli, srv: srv}
 }
 
+// acceptByes answers every BYE the phone gets with 200 and reports each.
+func (p *phone) acceptByes() <-chan struct{} {
+	byes := make(chan struct{}, 4)
+	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		select {
+		case byes <- struct{}{}:
+		default:
+		}
+	})
+	return byes
+}
+
 // register sends a REGISTER for user to the gateway and, when challenged,
 // answers with the password; it returns the final response.
 func (p *phone) register(t *testing.T, g *gateway, user, password string, contacts []string, expires int, extra ...sip.Header) *sip.Response {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -41,22 +40,17 @@ func optTime(t time.Time) *time.Time {
 }
 
 func runCallsList(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("calls list", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	asJSON := fs.Bool("json", false, "print JSON")
-	limit := fs.Int("limit", 100, "how many calls, newest first")
-	if _, err := parseArgs(fs, args); err != nil {
+	c := newTenantCmd("calls list")
+	asJSON := c.Bool("json", false, "print JSON")
+	limit := c.Int("limit", 100, "how many calls, newest first")
+	if _, err := c.parse(args); err != nil {
 		return err
 	}
-	if err := need(map[string]string{"tenant": f.tenant}); err != nil {
-		return err
-	}
-	_, db, scope, err := adminScope(ctx, f)
+	_, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	calls, err := scope.Calls(ctx, store.CallFilter{Limit: *limit})
 	if err != nil {
 		return err
@@ -89,23 +83,18 @@ func runCallsList(ctx context.Context, env *cli, args []string) error {
 }
 
 func runAuditList(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("audit list", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	asJSON := fs.Bool("json", false, "print JSON")
-	action := fs.String("action", "", "only this action")
-	limit := fs.Int("limit", 100, "how many events, newest first")
-	if _, err := parseArgs(fs, args); err != nil {
+	c := newTenantCmd("audit list")
+	asJSON := c.Bool("json", false, "print JSON")
+	action := c.String("action", "", "only this action")
+	limit := c.Int("limit", 100, "how many events, newest first")
+	if _, err := c.parse(args); err != nil {
 		return err
 	}
-	if err := need(map[string]string{"tenant": f.tenant}); err != nil {
-		return err
-	}
-	_, db, scope, err := adminScope(ctx, f)
+	_, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	evs, err := scope.AuditEvents(ctx, store.AuditFilter{Action: *action, Limit: *limit})
 	if err != nil {
 		return err

@@ -34,23 +34,18 @@ func runPolicyCheck(ctx context.Context, env *cli, args []string) error {
 }
 
 func runSuspensionList(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("suspension list", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	user := fs.String("user", "", "only this user's")
-	history := fs.Bool("all", false, "include lifted suspensions")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseArgs(fs, args); err != nil {
+	c := newTenantCmd("suspension list")
+	user := c.String("user", "", "only this user's")
+	history := c.Bool("all", false, "include lifted suspensions")
+	asJSON := c.Bool("json", false, "print JSON")
+	if _, err := c.parse(args); err != nil {
 		return err
 	}
-	if err := need(map[string]string{"tenant": f.tenant}); err != nil {
-		return err
-	}
-	_, db, scope, err := adminScope(ctx, f)
+	_, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	ss, err := scope.Suspensions(ctx, store.SuspensionFilter{Username: *user, Lifted: *history})
 	if err != nil {
 		return err
@@ -88,26 +83,21 @@ func runSuspensionList(ctx context.Context, env *cli, args []string) error {
 }
 
 func runSuspensionLift(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("suspension lift", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	user := fs.String("user", "", "lift this user's suspension (omit: the tenant-wide one)")
-	if _, err := parseArgs(fs, args); err != nil {
+	c := newTenantCmd("suspension lift")
+	user := c.String("user", "", "lift this user's suspension (omit: the tenant-wide one)")
+	if _, err := c.parse(args); err != nil {
 		return err
 	}
-	if err := need(map[string]string{"tenant": f.tenant}); err != nil {
-		return err
-	}
-	_, db, scope, err := adminScope(ctx, f)
+	_, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	lifted, err := scope.LiftSuspensions(ctx, *user)
 	if err != nil {
 		return err
 	}
-	subject := "tenant " + f.tenant
+	subject := "tenant " + c.tenant
 	if *user != "" {
 		subject = "user " + *user
 	}

@@ -129,16 +129,11 @@ func runTenantList(ctx context.Context, env *cli, args []string) error {
 }
 
 func runUserAdd(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	username := fs.String("username", "", "SIP username (unique across the gateway)")
-	role := fs.String("role", "rep", "rep, manager or owner")
-	callerID := fs.String("caller-id", "", "default caller ID, E.164")
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	if err := need(map[string]string{"tenant": f.tenant, "username": *username}); err != nil {
+	c := newTenantCmd("user add")
+	username := c.String("username", "", "SIP username (unique across the gateway)")
+	role := c.String("role", "rep", "rep, manager or owner")
+	callerID := c.String("caller-id", "", "default caller ID, E.164")
+	if _, err := c.parse(args, "username"); err != nil {
 		return err
 	}
 	r, err := store.ParseRole(*role)
@@ -149,11 +144,11 @@ func runUserAdd(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, db, scope, err := adminScope(ctx, f)
+	cfg, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	cid, err := normaliseNumber(ctx, scope, *callerID)
 	if err != nil {
 		return err
@@ -162,7 +157,7 @@ func runUserAdd(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "user %s created in tenant %s (id %s, role %s", u.Username, f.tenant, u.ID, u.Role)
+	fmt.Fprintf(env.stdout, "user %s created in tenant %s (id %s, role %s", u.Username, c.tenant, u.ID, u.Role)
 	if u.CallerID != "" {
 		fmt.Fprintf(env.stdout, ", caller id %s", u.CallerID)
 	}
@@ -171,25 +166,20 @@ func runUserAdd(ctx context.Context, env *cli, args []string) error {
 }
 
 func runUserPasswd(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("user passwd", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	username := fs.String("username", "", "SIP username")
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	if err := need(map[string]string{"tenant": f.tenant, "username": *username}); err != nil {
+	c := newTenantCmd("user passwd")
+	username := c.String("username", "", "SIP username")
+	if _, err := c.parse(args, "username"); err != nil {
 		return err
 	}
 	password, err := readSecret(env.stdin, "SIP password")
 	if err != nil {
 		return err
 	}
-	cfg, db, scope, err := adminScope(ctx, f)
+	cfg, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	if err := scope.SetPassword(ctx, *username, cfg.SIP.Realm, password); err != nil {
 		return err
 	}
@@ -198,20 +188,15 @@ func runUserPasswd(ctx context.Context, env *cli, args []string) error {
 }
 
 func runUserList(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("user list", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	if _, err := parseArgs(fs, args); err != nil {
+	c := newTenantCmd("user list")
+	if _, err := c.parse(args); err != nil {
 		return err
 	}
-	if err := need(map[string]string{"tenant": f.tenant}); err != nil {
-		return err
-	}
-	_, db, scope, err := adminScope(ctx, f)
+	_, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	us, err := scope.Users(ctx)
 	if err != nil {
 		return err
@@ -225,19 +210,14 @@ func runUserList(ctx context.Context, env *cli, args []string) error {
 }
 
 func runTrunkAdd(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("trunk add", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	name := fs.String("name", "", "trunk name")
-	address := fs.String("address", "", "carrier HOST:PORT")
-	transport := fs.String("transport", "udp", "udp or tcp")
-	username := fs.String("username", "", "digest username toward the carrier")
-	pwStdin := fs.Bool("password-stdin", false, "read the carrier password from stdin")
-	inbound := fs.String("inbound-from", "", "carrier source CIDRs allowed to send inbound calls, comma separated")
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	if err := need(map[string]string{"tenant": f.tenant, "name": *name, "address": *address}); err != nil {
+	c := newTenantCmd("trunk add")
+	name := c.String("name", "", "trunk name")
+	address := c.String("address", "", "carrier HOST:PORT")
+	transport := c.String("transport", "udp", "udp or tcp")
+	username := c.String("username", "", "digest username toward the carrier")
+	pwStdin := c.Bool("password-stdin", false, "read the carrier password from stdin")
+	inbound := c.String("inbound-from", "", "carrier source CIDRs allowed to send inbound calls, comma separated")
+	if _, err := c.parse(args, "name", "address"); err != nil {
 		return err
 	}
 	if (*username != "") != *pwStdin {
@@ -254,11 +234,11 @@ func runTrunkAdd(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, db, scope, err := adminScope(ctx, f)
+	_, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	t, err := scope.CreateTrunk(ctx, store.NewTrunk{Name: *name, Address: *address, Transport: *transport,
 		Username: *username, Password: password, InboundFrom: cidrs})
 	if err != nil {
@@ -267,7 +247,7 @@ func runTrunkAdd(ctx context.Context, env *cli, args []string) error {
 		}
 		return err
 	}
-	fmt.Fprintf(env.stdout, "trunk %s created in tenant %s (id %s, %s via %s", t.Name, f.tenant, t.ID, t.Address, t.Transport)
+	fmt.Fprintf(env.stdout, "trunk %s created in tenant %s (id %s, %s via %s", t.Name, c.tenant, t.ID, t.Address, t.Transport)
 	if t.Username != "" {
 		fmt.Fprintf(env.stdout, ", digest user %s, password sealed", t.Username)
 	}
@@ -279,20 +259,15 @@ func runTrunkAdd(ctx context.Context, env *cli, args []string) error {
 }
 
 func runTrunkList(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("trunk list", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	if _, err := parseArgs(fs, args); err != nil {
+	c := newTenantCmd("trunk list")
+	if _, err := c.parse(args); err != nil {
 		return err
 	}
-	if err := need(map[string]string{"tenant": f.tenant}); err != nil {
-		return err
-	}
-	_, db, scope, err := adminScope(ctx, f)
+	_, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	ts, err := scope.Trunks(ctx)
 	if err != nil {
 		return err
@@ -310,22 +285,17 @@ func runTrunkList(ctx context.Context, env *cli, args []string) error {
 }
 
 func runNumberAdd(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("number add", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	number := fs.String("number", "", "the DID, E.164")
-	user := fs.String("user", "", "username the DID rings")
-	if _, err := parseArgs(fs, args); err != nil {
+	c := newTenantCmd("number add")
+	number := c.String("number", "", "the DID, E.164")
+	user := c.String("user", "", "username the DID rings")
+	if _, err := c.parse(args, "number", "user"); err != nil {
 		return err
 	}
-	if err := need(map[string]string{"tenant": f.tenant, "number": *number, "user": *user}); err != nil {
-		return err
-	}
-	_, db, scope, err := adminScope(ctx, f)
+	_, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	e164, err := normaliseNumber(ctx, scope, *number)
 	if err != nil {
 		return err
@@ -334,25 +304,20 @@ func runNumberAdd(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "number %s added to tenant %s: rings %s and may be presented by %s\n", n.Number, f.tenant, n.Username, n.Username)
+	fmt.Fprintf(env.stdout, "number %s added to tenant %s: rings %s and may be presented by %s\n", n.Number, c.tenant, n.Username, n.Username)
 	return nil
 }
 
 func runNumberList(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("number list", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	if _, err := parseArgs(fs, args); err != nil {
+	c := newTenantCmd("number list")
+	if _, err := c.parse(args); err != nil {
 		return err
 	}
-	if err := need(map[string]string{"tenant": f.tenant}); err != nil {
-		return err
-	}
-	_, db, scope, err := adminScope(ctx, f)
+	_, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	ns, err := scope.Numbers(ctx)
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -36,24 +35,19 @@ type recordingJSON struct {
 }
 
 func runRecordingsList(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("recordings list", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	asJSON := fs.Bool("json", false, "print JSON")
-	failed := fs.Bool("failed", false, "only dead-lettered recordings (upload failed after every attempt)")
-	callID := fs.String("call", "", "only this call's recordings")
-	limit := fs.Int("limit", 100, "how many, newest first")
-	if _, err := parseArgs(fs, args); err != nil {
+	c := newTenantCmd("recordings list")
+	asJSON := c.Bool("json", false, "print JSON")
+	failed := c.Bool("failed", false, "only dead-lettered recordings (upload failed after every attempt)")
+	callID := c.String("call", "", "only this call's recordings")
+	limit := c.Int("limit", 100, "how many, newest first")
+	if _, err := c.parse(args); err != nil {
 		return err
 	}
-	if err := need(map[string]string{"tenant": f.tenant}); err != nil {
-		return err
-	}
-	_, db, scope, err := adminScope(ctx, f)
+	_, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	rs, err := scope.Recordings(ctx, store.RecordingFilter{CallID: *callID, Failed: *failed, Limit: *limit})
 	if err != nil {
 		return err
@@ -84,25 +78,21 @@ func runRecordingsList(ctx context.Context, env *cli, args []string) error {
 var errMismatch = errors.New("recordings failed verification")
 
 func runVerify(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	callID := fs.String("call", "", "verify this call's recordings")
-	all := fs.Bool("all", false, "verify every stored recording of the tenant")
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	if err := need(map[string]string{"tenant": f.tenant}); err != nil {
+	c := newTenantCmd("verify")
+	callID := c.String("call", "", "verify this call's recordings")
+	all := c.Bool("all", false, "verify every stored recording of the tenant")
+	if _, err := c.parse(args); err != nil {
 		return err
 	}
 	if (*callID == "") == !*all || (*callID != "" && *all) {
 		return fmt.Errorf("%w: give exactly one of --call ID or --all", errUsage)
 	}
-	cfg, db, scope, err := adminScope(ctx, f)
+	cfg, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
+	db := c.db
 	objs, err := objects.Open(ctx, cfg.Objects.URL, objects.Options{SSE: cfg.Objects.SSE, SSEKMSKeyID: cfg.Objects.SSEKMSKeyID})
 	if err != nil {
 		return err

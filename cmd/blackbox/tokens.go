@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -11,23 +10,18 @@ import (
 )
 
 func runTokenCreate(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	user := fs.String("user", "", "the username the token acts as (with that user's role)")
-	name := fs.String("name", "", "a label, e.g. crm-sync")
-	ttl := fs.Duration("ttl", 720*time.Hour, "lifetime, at most 8784h (366 days)")
-	if _, err := parseArgs(fs, args); err != nil {
+	c := newTenantCmd("token create")
+	user := c.String("user", "", "the username the token acts as (with that user's role)")
+	name := c.String("name", "", "a label, e.g. crm-sync")
+	ttl := c.Duration("ttl", 720*time.Hour, "lifetime, at most 8784h (366 days)")
+	if _, err := c.parse(args, "user"); err != nil {
 		return err
 	}
-	if err := need(map[string]string{"tenant": f.tenant, "user": *user}); err != nil {
-		return err
-	}
-	_, db, scope, err := adminScope(ctx, f)
+	_, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	t, secret, err := scope.CreateToken(ctx, store.NewToken{Username: *user, Name: *name, TTL: *ttl})
 	if err != nil {
 		return err
@@ -41,21 +35,16 @@ func runTokenCreate(ctx context.Context, env *cli, args []string) error {
 }
 
 func runTokenRevoke(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("token revoke", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	id := fs.String("id", "", "token id (blackbox token list)")
-	if _, err := parseArgs(fs, args); err != nil {
+	c := newTenantCmd("token revoke")
+	id := c.String("id", "", "token id (blackbox token list)")
+	if _, err := c.parse(args, "id"); err != nil {
 		return err
 	}
-	if err := need(map[string]string{"tenant": f.tenant, "id": *id}); err != nil {
-		return err
-	}
-	_, db, scope, err := adminScope(ctx, f)
+	_, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	t, err := scope.RevokeToken(ctx, *id)
 	if err != nil {
 		return err
@@ -65,21 +54,16 @@ func runTokenRevoke(ctx context.Context, env *cli, args []string) error {
 }
 
 func runTokenList(ctx context.Context, env *cli, args []string) error {
-	fs := flag.NewFlagSet("token list", flag.ContinueOnError)
-	var f storeFlags
-	f.register(fs, true)
-	user := fs.String("user", "", "only this user's tokens")
-	if _, err := parseArgs(fs, args); err != nil {
+	c := newTenantCmd("token list")
+	user := c.String("user", "", "only this user's tokens")
+	if _, err := c.parse(args); err != nil {
 		return err
 	}
-	if err := need(map[string]string{"tenant": f.tenant}); err != nil {
-		return err
-	}
-	_, db, scope, err := adminScope(ctx, f)
+	_, scope, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer c.close()
 	ts, err := scope.Tokens(ctx, store.TokenFilter{Username: *user})
 	if err != nil {
 		return err
