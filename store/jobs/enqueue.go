@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -83,11 +82,5 @@ func (c *Client) Retry(ctx context.Context, id int64) (Info, error) {
 		return cur, fmt.Errorf("retry job %d: it is %s: %w", id, cur.State, ErrNotRetryable)
 	}
 	row, err := c.rc.JobRetry(ctx, id)
-	if errors.Is(err, river.ErrNotFound) {
-		return Info{}, fmt.Errorf("retry job %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Info{}, fmt.Errorf("retry job %d: %w", id, err)
-	}
-	return infoOf(row)
+	return rowInfo("retry job", id, row, err)
 }

@@ -82,11 +82,17 @@ func infoOf(row *rivertype.JobRow) (Info, error) {
 // Get returns one job.
 func (c *Client) Get(ctx context.Context, id int64) (Info, error) {
 	row, err := c.rc.JobGet(ctx, id)
+	return rowInfo("job", id, row, err)
+}
+
+// rowInfo turns what River answered about job id into an Info, or an error
+// that says what was asked and is ErrNotFound for a missing job.
+func rowInfo(what string, id int64, row *rivertype.JobRow, err error) (Info, error) {
 	if errors.Is(err, river.ErrNotFound) {
-		return Info{}, fmt.Errorf("job %d: %w", id, ErrNotFound)
+		err = ErrNotFound
 	}
 	if err != nil {
-		return Info{}, fmt.Errorf("job %d: %w", id, err)
+		return Info{}, fmt.Errorf("%s %d: %w", what, id, err)
 	}
 	return infoOf(row)
 }
