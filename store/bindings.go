@@ -65,6 +65,12 @@ func (s *Scope) Register(ctx context.Context, r Registration) ([]Binding, error)
 	now := s.db.now()
 	var out []Binding
 	err := s.write(ctx, func(q querier) error {
+		// The user must be the tenant's: otherwise the binding would be this
+		// tenant's row pointing at another tenant's user.
+		var one int
+		if err := q.QueryRow(ctx, `SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2`, s.p.tenantID, r.UserID).Scan(&one); err != nil {
+			return fmt.Errorf("user %s: %w", r.UserID, err)
+		}
 		current, err := collect(ctx, q, scanBinding, `SELECT `+bindingCols+` FROM bindings
 			WHERE tenant_id = $1 AND user_id = $2 AND expires_at > $3`, s.p.tenantID, r.UserID, ms(now))
 		if err != nil {

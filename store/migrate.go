@@ -58,14 +58,53 @@ func (db *DB) SchemaVersion() (int, error) {
 	return ms[len(ms)-1].version, nil
 }
 
+// migrationLocker is a backend where several processes may migrate one
+// database at once (Postgres nodes starting together): the statement it
+// returns opens every migration transaction and holds them off each other.
+type migrationLocker interface {
+	migrationLock() string
+}
+
 // migrate applies every step newer than the database's version, each in its
-// own transaction, and refuses a database migrated by a newer binary.
+// own transaction, and refuses a database migrated by a newer binary. A
+// database already at this binary's version is only read, so a role without
+// DDL rights can start once the owner has migrated.
 func migrate(ctx context.Context, b backend) error {
 	steps, err := b.migrations()
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	latest := int64(0)
+	if len(steps) > 0 {
+		latest = int64(steps[len(steps)-1].version)
+	}
+	var current int64
+	// An error here (no table yet) leaves the verdict to the steps below.
+	if b.tx(ctx, txScope{system: true}, false, func(q querier) error {
+		return q.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current)
+	}) == nil {
+		if err := checkNotNewer(current, latest); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if current == latest {
+			return nil
+		}
+	}
+	lock := ""
+	if l, ok := b.(migrationLocker); ok {
+		lock = l.migrationLock()
+	}
+	begin := func(q querier) error {
+		if lock == "" {
+			return nil
+		}
+		_, err := q.Exec(ctx, lock)
+		return err
+	}
 	err = b.tx(ctx, txScope{system: true}, true, func(q querier) error {
+		if err := begin(q); err != nil {
+			return err
+		}
 		_, err := q.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version BIGINT PRIMARY KEY,
 			name TEXT NOT NULL,
@@ -76,15 +115,16 @@ func migrate(ctx context.Context, b backend) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	for {
-		var current int64
 		applied := false
 		err := b.tx(ctx, txScope{system: true}, true, func(q querier) error {
+			if err := begin(q); err != nil {
+				return err
+			}
 			if err := q.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 				return err
 			}
-			if len(steps) > 0 && current > int64(steps[len(steps)-1].version) {
-				return fmt.Errorf("%w: database is at version %d, this binary knows up to %d; upgrade blackbox",
-					ErrSchemaTooNew, current, steps[len(steps)-1].version)
+			if err := checkNotNewer(current, latest); err != nil {
+				return err
 			}
 			for _, m := range steps {
 				if int64(m.version) <= current {
@@ -109,4 +149,12 @@ func migrate(ctx context.Context, b backend) error {
 			return nil
 		}
 	}
+}
+
+func checkNotNewer(current, latest int64) error {
+	if current > latest {
+		return fmt.Errorf("%w: database is at version %d, this binary knows up to %d; upgrade blackbox",
+			ErrSchemaTooNew, current, latest)
+	}
+	return nil
 }

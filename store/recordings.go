@@ -159,12 +159,16 @@ func validState(s RecordingState) bool {
 	return false
 }
 
+func (s *Scope) loadRecording(ctx context.Context, q querier, id string) (Recording, error) {
+	return scanRecording(q.QueryRow(ctx, `SELECT `+recordingCols+` FROM recordings WHERE tenant_id = $1 AND id = $2`, s.p.tenantID, id))
+}
+
 // Recording finds one recording of the tenant.
 func (s *Scope) Recording(ctx context.Context, id string) (Recording, error) {
 	var r Recording
 	err := s.read(ctx, func(q querier) error {
 		var err error
-		r, err = scanRecording(q.QueryRow(ctx, `SELECT `+recordingCols+` FROM recordings WHERE tenant_id = $1 AND id = $2`, s.p.tenantID, id))
+		r, err = s.loadRecording(ctx, q, id)
 		return err
 	})
 	if err != nil {
@@ -284,23 +288,30 @@ func (s *Scope) MarkStored(ctx context.Context, id string, info RecordingStoredI
 		info.StoredAt = s.db.now()
 	}
 	err := s.write(ctx, func(q querier) error {
-		cur, err := scanRecording(q.QueryRow(ctx, `SELECT `+recordingCols+` FROM recordings WHERE tenant_id = $1 AND id = $2`, s.p.tenantID, id))
+		cur, err := s.loadRecording(ctx, q, id)
 		if err != nil {
 			return err
 		}
 		if cur.State == RecordingStored {
-			if cur.SHA256 == info.SHA256 && cur.AudioSHA256 == info.AudioSHA256 {
-				return nil
-			}
-			return fmt.Errorf("%w: already stored with sha256 %s", ErrConflict, cur.SHA256)
+			return sameEvidence(cur, info)
 		}
-		if _, err := q.Exec(ctx, `UPDATE recordings SET state = $3, sha256 = $4, audio_sha256 = $5, size_bytes = $6,
+		// The state guard matters on Postgres, where another node's upload
+		// may commit between our read and this update: then nothing is
+		// updated and its evidence is compared with ours instead.
+		n, err := q.Exec(ctx, `UPDATE recordings SET state = $3, sha256 = $4, audio_sha256 = $5, size_bytes = $6,
 			duration_ms = $7, truncated = $8, stored_at = $9, attempts = attempts + 1, last_error = '',
-			ended_at = CASE WHEN $10 = 0 THEN ended_at ELSE $10 END
-			WHERE tenant_id = $1 AND id = $2`,
+			ended_at = CASE WHEN CAST($10 AS BIGINT) = 0 THEN ended_at ELSE CAST($10 AS BIGINT) END
+			WHERE tenant_id = $1 AND id = $2 AND state <> $3`,
 			s.p.tenantID, id, string(RecordingStored), info.SHA256, info.AudioSHA256, info.SizeBytes,
-			info.Duration.Milliseconds(), boolInt(info.Truncated), ms(info.StoredAt), ms(info.EndedAt)); err != nil {
+			info.Duration.Milliseconds(), boolInt(info.Truncated), ms(info.StoredAt), ms(info.EndedAt))
+		if err != nil {
 			return err
+		}
+		if n == 0 {
+			if cur, err = s.loadRecording(ctx, q, id); err != nil {
+				return err
+			}
+			return sameEvidence(cur, info)
 		}
 		return s.audit(ctx, q, "recording.stored", "recording:"+id, map[string]any{
 			"call_id": cur.CallID, "object_key": cur.ObjectKey, "sha256": info.SHA256, "audio_sha256": info.AudioSHA256,
@@ -311,6 +322,15 @@ func (s *Scope) MarkStored(ctx context.Context, id string, info RecordingStoredI
 		return fmt.Errorf("mark recording %s stored: %w", id, err)
 	}
 	return nil
+}
+
+// sameEvidence accepts storing a stored recording again only with the same
+// hashes: uploads are idempotent, stored evidence never changes.
+func sameEvidence(cur Recording, info RecordingStoredInfo) error {
+	if cur.SHA256 == info.SHA256 && cur.AudioSHA256 == info.AudioSHA256 {
+		return nil
+	}
+	return fmt.Errorf("%w: already stored with sha256 %s", ErrConflict, cur.SHA256)
 }
 
 // MarkFailed dead-letters a recording: uploads stop until a retry. Its audio

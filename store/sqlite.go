@@ -179,6 +179,8 @@ func mapSQLiteErr(err error) error {
 		switch se.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			return fmt.Errorf("%w: %s", ErrConflict, strings.TrimPrefix(se.Error(), "constraint failed: "))
+		case sqlite3.SQLITE_CONSTRAINT_TRIGGER: // an append-only table's trigger
+			return fmt.Errorf("%w: %s", ErrDenied, se.Error())
 		}
 	}
 	return err

@@ -24,6 +24,9 @@ var (
 	ErrInvalid  = errors.New("invalid")
 	// ErrSchemaTooNew means the database was migrated by a newer binary.
 	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
+	// ErrDenied means the database itself refused: a row-level security
+	// policy, a missing privilege, or an append-only table.
+	ErrDenied = errors.New("denied by the database")
 )
 
 func invalidf(format string, args ...any) error {
@@ -68,7 +71,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if db.now == nil {
 		db.now = time.Now
 	}
-	if err := migrate(ctx, b); err != nil {
+	if err := migrateWith(ctx, b, migrate); err != nil {
 		b.close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -77,6 +80,38 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return db, nil
+}
+
+// migrator is a backend that migrates through another connection: Postgres
+// runs DDL as the role owning the tables, not as the gateway's role.
+type migrator interface {
+	migrator(ctx context.Context) (backend, error)
+}
+
+// migrateWith runs the schema steps (ours, then any library's) through the
+// backend's migrator.
+func migrateWith(ctx context.Context, b backend, steps ...func(context.Context, backend) error) error {
+	mb := b
+	if m, ok := b.(migrator); ok {
+		var err error
+		if mb, err = m.migrator(ctx); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if mb != b {
+			defer mb.close()
+		}
+	}
+	for _, step := range steps {
+		err := step(ctx, mb)
+		if errors.Is(err, ErrDenied) && mb == b && b.name() == "postgres" {
+			return fmt.Errorf("%w (the DSN's role may not change the schema: name the owner role with ?%s=ROLE, "+
+				"or run `blackbox migrate` with the owner's DSN first)", err, dsnMigrateAs)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close releases the connections.

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -55,8 +54,9 @@ func openClocked(t *testing.T) *clocked {
 		t.Fatal(err)
 	}
 	c := &clocked{clock: &clock{t: time.UnixMilli(1_750_000_000_000).UTC()}}
-	c.path = filepath.Join(t.TempDir(), "bb.db")
-	c.db, err = store.Open(ctx, "sqlite:"+c.path, store.Options{Keyring: kr, Now: c.clock.Now})
+	h := newHarness(t, suiteBackend)
+	c.path = h.path
+	c.db, err = store.Open(ctx, h.dsn, store.Options{Keyring: kr, Now: c.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,7 @@ func commands() []command {
 		{"serve", "serve --config FILE", runServe},
 		{"migrate", "migrate --config FILE", runMigrate},
 		{"keygen", "keygen", runKeygen},
+		{"secrets rotate", "secrets rotate --config FILE  (keys: the new one first, then the old ones)", runSecretsRotate},
 		{"tenant add", "tenant add NAME [--default-country US] --config FILE", runTenantAdd},
 		{"tenant list", "tenant list --config FILE", runTenantList},
 		{"user add", "user add --tenant NAME --username U --role rep|manager|owner [--caller-id +E164] --config FILE  (password on stdin)", runUserAdd},

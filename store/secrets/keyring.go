@@ -35,15 +35,18 @@ type Keyring struct {
 }
 
 // Parse reads keys separated by commas or newlines; blank entries and
-// #-comments are ignored.
+// #-comments (to the end of the line) are ignored. Keys are base64url, which
+// never contains '#'.
 func Parse(s string) (*Keyring, error) {
 	var enc []string
-	for _, line := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	for _, line := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		// A comment runs to the end of its line, commas included.
+		line, _, _ = strings.Cut(line, "#")
+		for _, k := range strings.Split(line, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				enc = append(enc, k)
+			}
 		}
-		enc = append(enc, line)
 	}
 	if len(enc) == 0 {
 		return nil, ErrNoKey
@@ -118,6 +121,14 @@ func Generate() (string, error) {
 		return "", fmt.Errorf("generate fernet key: %w", err)
 	}
 	return k.Encode(), nil
+}
+
+// Len is the number of keys.
+func (k *Keyring) Len() int {
+	if k == nil {
+		return 0
+	}
+	return len(k.keys)
 }
 
 // Seal encrypts plain under the newest key.
