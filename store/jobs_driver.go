@@ -47,10 +47,20 @@ func (db *DB) JobsDB() (JobsDB, error) {
 
 func (b *sqliteBackend) jobsDB() JobsDB { return JobsDB{SQLite: b.writer} }
 
+// On Postgres River has the gateway role's pool; its tables are plain ones
+// (no tenant in them, so no row-level security), granted to that role by
+// the migration.
+func (b *pgBackend) jobsDB() JobsDB { return JobsDB{Postgres: b.pool} }
+
+// riverMigrationLock keeps nodes starting together on one Postgres database
+// from applying River's steps twice (ours use 4242424242).
+const riverMigrationLock = 4242424243
+
 // migrateJobs brings River's own tables (river_job, river_leader, ...) to
-// the version this binary carries, after the store's migrations, so that
-// every Open (serve, blackbox migrate, the CLI) leaves a database the job
-// queue can use. Like ours, a River schema newer than the binary is refused.
+// the version this binary carries, after the store's migrations and through
+// the same migrator (on Postgres the owner role), so that every Open (serve,
+// blackbox migrate, the CLI) leaves a database the job queue can use. Like
+// ours, a River schema newer than the binary is refused.
 func migrateJobs(ctx context.Context, b backend) error {
 	h, ok := b.(jobsHost)
 	if !ok {
@@ -59,20 +69,52 @@ func migrateJobs(ctx context.Context, b backend) error {
 	jdb := h.jobsDB()
 	switch {
 	case jdb.SQLite != nil:
-		return riverMigrate(ctx, riversqlite.New(jdb.SQLite))
+		_, err := riverMigrate(ctx, riversqlite.New(jdb.SQLite))
+		return err
 	case jdb.Postgres != nil:
-		return riverMigrate(ctx, riverpgxv5.New(jdb.Postgres))
+		return migrateJobsPostgres(ctx, b, jdb.Postgres)
 	}
 	return fmt.Errorf("migrate jobs: %w: no database handle", ErrJobsUnsupported)
 }
 
-func riverMigrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) error {
+func migrateJobsPostgres(ctx context.Context, b backend, pool *pgxpool.Pool) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate jobs: %w", mapPGErr(err))
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(riverMigrationLock)); err != nil {
+		return fmt.Errorf("migrate jobs: %w", mapPGErr(err))
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(riverMigrationLock))
+	applied, err := riverMigrate(ctx, riverpgxv5.New(pool))
+	if mapped := mapPGErr(err); mapped != err {
+		return fmt.Errorf("migrate jobs: %w", mapped) // e.g. ErrDenied: the role may not change the schema
+	}
+	if err != nil {
+		return err
+	}
+	// River knows nothing of our roles: tables it just created are the
+	// owner's until granted. A database already current is left alone, so
+	// a gateway role without DDL rights starts once the owner migrated.
+	if g, ok := b.(interface {
+		grantApp(ctx context.Context, prefix string) error
+	}); ok && applied > 0 {
+		if err := g.grantApp(ctx, "river_"); err != nil {
+			return fmt.Errorf("migrate jobs: %w", err)
+		}
+	}
+	return nil
+}
+
+// riverMigrate applies River's pending steps and says how many it applied.
+func riverMigrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) (int, error) {
 	// River logs every applied step at info; our migrate command reports
 	// the outcome itself.
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: quiet})
 	if err != nil {
-		return fmt.Errorf("migrate jobs: %w", err)
+		return 0, fmt.Errorf("migrate jobs: %w", err)
 	}
 	known := 0
 	for _, v := range m.AllVersions() {
@@ -81,22 +123,23 @@ func riverMigrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) 
 	exec := driver.GetExecutor()
 	exists, err := exec.TableExists(ctx, &riverdriver.TableExistsParams{Table: "river_migration"})
 	if err != nil {
-		return fmt.Errorf("migrate jobs: %w", err)
+		return 0, fmt.Errorf("migrate jobs: %w", err)
 	}
 	if exists {
 		applied, err := exec.MigrationGetByLine(ctx, &riverdriver.MigrationGetByLineParams{Line: riverdriver.MigrationLineMain})
 		if err != nil {
-			return fmt.Errorf("migrate jobs: %w", err)
+			return 0, fmt.Errorf("migrate jobs: %w", err)
 		}
 		for _, a := range applied {
 			if a.Version > known {
-				return fmt.Errorf("migrate jobs: %w: job queue schema is at version %d, this binary knows up to %d; upgrade blackbox",
+				return 0, fmt.Errorf("migrate jobs: %w: job queue schema is at version %d, this binary knows up to %d; upgrade blackbox",
 					ErrSchemaTooNew, a.Version, known)
 			}
 		}
 	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("migrate jobs: %w", err)
+	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return 0, fmt.Errorf("migrate jobs: %w", err)
 	}
-	return nil
+	return len(res.Versions), nil
 }

@@ -71,11 +71,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if db.now == nil {
 		db.now = time.Now
 	}
-	if err := migrateWith(ctx, b, migrate); err != nil {
-		b.close()
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	if err := migrateJobs(ctx, b); err != nil {
+	if err := migrateWith(ctx, b, migrate, migrateJobs); err != nil {
 		b.close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}

@@ -15,22 +15,37 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/pgtest"
 )
 
-// env is a store with two tenants in a temp dir.
+// env is a store with two tenants.
 type env struct {
-	dir    string
+	dsn    string
 	db     *store.DB
 	scopeA *store.Scope
 	scopeB *store.Scope
 }
 
-func newEnv(t testing.TB) *env { return openEnv(t, t.TempDir()) }
+// newEnv is a fresh SQLite store: the tests that are not about the
+// database run on it alone.
+func newEnv(t testing.TB) *env { return openEnv(t, sqliteDSN(t)) }
 
-func openEnv(t testing.TB, dir string) *env {
+func sqliteDSN(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "bb.db") }
+
+// backends runs fn once on a fresh SQLite store and once on a fresh
+// Postgres database (the production-shaped DSN: gateway role, migrations
+// as the owner); Postgres skips loudly where it is not installed.
+func backends(t *testing.T, fn func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, sqliteDSN(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, pgtest.New(t).DSN) })
+}
+
+// openEnv opens (migrating on first use) the store at dsn, with tenants
+// acme and globex.
+func openEnv(t testing.TB, dsn string) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "bb.db"), store.Options{})
+	db, err := store.Open(ctx, dsn, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +62,7 @@ func openEnv(t testing.TB, dir string) *env {
 		}
 		ts, _ = db.Tenants(ctx)
 	}
-	return &env{dir: dir, db: db, scopeA: db.In(store.System(ts[0].ID)), scopeB: db.In(store.System(ts[1].ID))}
+	return &env{dsn: dsn, db: db, scopeA: db.In(store.System(ts[0].ID)), scopeB: db.In(store.System(ts[1].ID))}
 }
 
 func testLogger() *slog.Logger {

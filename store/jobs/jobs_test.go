@@ -15,8 +15,10 @@ import (
 // TestEnqueueIdempotent: the same (kind, tenant, key) enqueued twice, before
 // and after it ran, is one job with one effect; another tenant's job with
 // the same key is its own, and each worker sees its own tenant.
-func TestEnqueueIdempotent(t *testing.T) {
-	e := newEnv(t)
+func TestEnqueueIdempotent(t *testing.T) { backends(t, testEnqueueIdempotent) }
+
+func testEnqueueIdempotent(t *testing.T, dsn string) {
+	e := openEnv(t, dsn)
 	ctx := context.Background()
 	c := e.client(t, "n1", nil, nil)
 	p := newProbe()
@@ -137,8 +139,10 @@ func TestRegisterRefusals(t *testing.T) {
 
 // TestRetryWithBackoff: failed attempts are retried after the backoff, which
 // grows; the job completes on the third attempt and the metrics say so.
-func TestRetryWithBackoff(t *testing.T) {
-	e := newEnv(t)
+func TestRetryWithBackoff(t *testing.T) { backends(t, testRetryWithBackoff) }
+
+func testRetryWithBackoff(t *testing.T, dsn string) {
+	e := openEnv(t, dsn)
 	reg := prometheus.NewRegistry()
 	base := 150 * time.Millisecond
 	c := e.client(t, "n1", reg, func(o *Options) { o.Backoff = Exponential(base, 10*time.Second); o.MaxAttempts = 5 })
@@ -203,8 +207,10 @@ func TestExponentialBackoff(t *testing.T) {
 // TestDeadLetter: a job failing every attempt is dead-lettered after
 // MaxAttempts, its Dead hook told once, counted, listed and gauged; a retry
 // gives it one more attempt, which succeeds and clears it.
-func TestDeadLetter(t *testing.T) {
-	e := newEnv(t)
+func TestDeadLetter(t *testing.T) { backends(t, testDeadLetter) }
+
+func testDeadLetter(t *testing.T, dsn string) {
+	e := openEnv(t, dsn)
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
 	c := e.client(t, "n1", reg, nil)
@@ -264,8 +270,10 @@ func TestDeadLetter(t *testing.T) {
 }
 
 // TestPermanentError: a Permanent error dead-letters at the first attempt.
-func TestPermanentError(t *testing.T) {
-	e := newEnv(t)
+func TestPermanentError(t *testing.T) { backends(t, testPermanentError) }
+
+func testPermanentError(t *testing.T, dsn string) {
+	e := openEnv(t, dsn)
 	c := e.client(t, "n1", nil, nil)
 	p := newProbe()
 	p.permFail = true
@@ -288,8 +296,10 @@ func TestPermanentError(t *testing.T) {
 
 // TestJobWithoutTenant: a row that did not come through Enqueue (no tenant)
 // is never run in any tenant's scope.
-func TestJobWithoutTenant(t *testing.T) {
-	e := newEnv(t)
+func TestJobWithoutTenant(t *testing.T) { backends(t, testJobWithoutTenant) }
+
+func testJobWithoutTenant(t *testing.T, dsn string) {
+	e := openEnv(t, dsn)
 	c := e.client(t, "n1", nil, nil)
 	p := newProbe()
 	register(t, c, p)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,28 +14,31 @@ import (
 	"time"
 
 	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/pgtest"
 )
 
 const childEnv = "BLACKBOX_JOBS_TEST_CHILD"
 
+// TestMain shares one Postgres cluster among the tests (each gets its own
+// database), or plays a node to be killed when the lease test asks.
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(childEnv); dir != "" {
-		if err := child(dir); err != nil {
+	if dsn := os.Getenv(childEnv); dsn != "" {
+		if err := child(dsn); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(2)
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(pgtest.Run(m))
 }
 
 // child is node "a": it works every job it can get, blocking on each (as
 // an upload to a hung object store would), prints "working ID" for each and
 // waits to be killed (or 60 s, should the parent be gone).
-func child(dir string) error {
+func child(dsn string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "bb.db"), store.Options{})
+	db, err := store.Open(ctx, dsn, store.Options{})
 	if err != nil {
 		return err
 	}
@@ -67,9 +69,10 @@ func child(dir string) error {
 // database, retries the shared job once the lease is over; the local job
 // waits for node "a", whose restart runs it. Neither loses an attempt to
 // the dead node beyond the one it was on.
-func TestLeaseRescue(t *testing.T) {
-	dir := t.TempDir()
-	e := openEnv(t, dir)
+func TestLeaseRescue(t *testing.T) { backends(t, testLeaseRescue) }
+
+func testLeaseRescue(t *testing.T, dsn string) {
+	e := openEnv(t, dsn)
 	ctx := context.Background()
 	enq := e.client(t, "a", nil, nil) // enqueues as node "a"; never runs
 	register(t, enq, newProbe())
@@ -80,7 +83,7 @@ func TestLeaseRescue(t *testing.T) {
 	}
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	cmd.Env = append(os.Environ(), childEnv+"="+dsn)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -167,9 +170,10 @@ func TestLeaseRescue(t *testing.T) {
 // retry and a job interrupted mid-run by shutdown both finish on a new
 // client opened on the same database; the interrupted run is not counted
 // as an attempt.
-func TestRestartSurvival(t *testing.T) {
-	dir := t.TempDir()
-	e1 := openEnv(t, dir)
+func TestRestartSurvival(t *testing.T) { backends(t, testRestartSurvival) }
+
+func testRestartSurvival(t *testing.T, dsn string) {
+	e1 := openEnv(t, dsn)
 	p1 := newProbe()
 	p1.block["slow"] = true
 	c1 := e1.client(t, "n1", nil, func(o *Options) {
@@ -194,7 +198,7 @@ func TestRestartSurvival(t *testing.T) {
 	late := enqueue(t, c1, e1.scopeA, "late", probeArgs{}, EnqueueOptions{}) // while nothing runs
 	e1.db.Close()
 
-	e2 := openEnv(t, dir)
+	e2 := openEnv(t, dsn)
 	p2 := newProbe()
 	c2 := e2.client(t, "n1", nil, nil)
 	register(t, c2, p2)
