@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -69,7 +70,8 @@ func migrateJobs(ctx context.Context, b backend) error {
 	jdb := h.jobsDB()
 	switch {
 	case jdb.SQLite != nil:
-		_, err := riverMigrate(ctx, riversqlite.New(jdb.SQLite))
+		// One writer per file: SQLite serialises the steps itself.
+		_, err := riverMigrate(ctx, riversqlite.New(jdb.SQLite), nil)
 		return err
 	case jdb.Postgres != nil:
 		return migrateJobsPostgres(ctx, b, jdb.Postgres)
@@ -78,16 +80,19 @@ func migrateJobs(ctx context.Context, b backend) error {
 }
 
 func migrateJobsPostgres(ctx context.Context, b backend, pool *pgxpool.Pool) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate jobs: %w", mapPGErr(err))
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(riverMigrationLock)); err != nil {
-		return fmt.Errorf("migrate jobs: %w", mapPGErr(err))
-	}
-	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(riverMigrationLock))
-	applied, err := riverMigrate(ctx, riverpgxv5.New(pool))
+	applied, err := riverMigrate(ctx, riverpgxv5.New(pool), func(ctx context.Context) (func(), error) {
+		// The lock's session is a connection of its own: the pool may
+		// have just one (pool_max_conns=1), which River needs.
+		conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return nil, err
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(riverMigrationLock)); err != nil {
+			conn.Close(ctx)
+			return nil, err
+		}
+		return func() { conn.Close(context.WithoutCancel(ctx)) }, nil // ending the session releases the lock
+	})
 	if mapped := mapPGErr(err); mapped != err {
 		return fmt.Errorf("migrate jobs: %w", mapped) // e.g. ErrDenied: the role may not change the schema
 	}
@@ -107,8 +112,10 @@ func migrateJobsPostgres(ctx context.Context, b backend, pool *pgxpool.Pool) err
 	return nil
 }
 
-// riverMigrate applies River's pending steps and says how many it applied.
-func riverMigrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) (int, error) {
+// riverMigrate applies River's pending steps, holding lock (if any) while
+// it does, and says how many it applied. A database already current is
+// only read.
+func riverMigrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], lock func(context.Context) (unlock func(), err error)) (int, error) {
 	// River logs every applied step at info; our migrate command reports
 	// the outcome itself.
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -116,30 +123,57 @@ func riverMigrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) 
 	if err != nil {
 		return 0, fmt.Errorf("migrate jobs: %w", err)
 	}
-	known := 0
-	for _, v := range m.AllVersions() {
-		known = max(known, v.Version)
+	pending, err := riverPending(ctx, driver.GetExecutor(), m.AllVersions())
+	if err != nil || pending == 0 {
+		return 0, err
 	}
-	exec := driver.GetExecutor()
-	exists, err := exec.TableExists(ctx, &riverdriver.TableExistsParams{Table: "river_migration"})
-	if err != nil {
-		return 0, fmt.Errorf("migrate jobs: %w", err)
-	}
-	if exists {
-		applied, err := exec.MigrationGetByLine(ctx, &riverdriver.MigrationGetByLineParams{Line: riverdriver.MigrationLineMain})
+	if lock != nil {
+		unlock, err := lock(ctx)
 		if err != nil {
-			return 0, fmt.Errorf("migrate jobs: %w", err)
+			return 0, fmt.Errorf("migrate jobs: lock: %w", err)
 		}
-		for _, a := range applied {
-			if a.Version > known {
-				return 0, fmt.Errorf("migrate jobs: %w: job queue schema is at version %d, this binary knows up to %d; upgrade blackbox",
-					ErrSchemaTooNew, a.Version, known)
-			}
-		}
+		defer unlock()
 	}
+	// Migrate reads the applied steps again: another node may have
+	// applied them while this one waited for the lock.
 	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
 	if err != nil {
 		return 0, fmt.Errorf("migrate jobs: %w", err)
 	}
 	return len(res.Versions), nil
+}
+
+// riverPending counts the steps of known not applied yet, and refuses a
+// database with a step this binary does not know (a newer River).
+func riverPending(ctx context.Context, exec riverdriver.Executor, known []rivermigrate.Migration) (int, error) {
+	newest := 0
+	for _, v := range known {
+		newest = max(newest, v.Version)
+	}
+	exists, err := exec.TableExists(ctx, &riverdriver.TableExistsParams{Table: "river_migration"})
+	if err != nil {
+		return 0, fmt.Errorf("migrate jobs: %w", err)
+	}
+	if !exists {
+		return len(known), nil
+	}
+	applied, err := exec.MigrationGetByLine(ctx, &riverdriver.MigrationGetByLineParams{Line: riverdriver.MigrationLineMain})
+	if err != nil {
+		return 0, fmt.Errorf("migrate jobs: %w", err)
+	}
+	done := map[int]bool{}
+	for _, a := range applied {
+		if a.Version > newest {
+			return 0, fmt.Errorf("migrate jobs: %w: job queue schema is at version %d, this binary knows up to %d; upgrade blackbox",
+				ErrSchemaTooNew, a.Version, newest)
+		}
+		done[a.Version] = true
+	}
+	pending := 0
+	for _, v := range known {
+		if !done[v.Version] {
+			pending++
+		}
+	}
+	return pending, nil
 }
