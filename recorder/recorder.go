@@ -449,7 +449,7 @@ func (r *Recording) Finish(ctx context.Context) error {
 		// when it stores the recording.
 		m.log.Warn("recording finished but its row was not updated", "recording", r.id, "err", err)
 	}
-	if err := m.enqueueUpload(dbctx, r.scope, r.id, 0); err != nil {
+	if err := m.enqueueUpload(dbctx, r.scope, r.id, objectSize(cand), 0); err != nil {
 		// The spool is durable: the next start of this node finds it and
 		// queues the upload.
 		m.log.Error("recording finished but its upload could not be queued; the next start queues it", "recording", r.id, "err", err)

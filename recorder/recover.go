@@ -68,7 +68,7 @@ func (m *Manager) recover(ctx context.Context, files []string, pending []store.R
 			errs = append(errs, err)
 			continue
 		}
-		if err := m.enqueueUpload(ctx, scope, meta.ID, 0); err != nil {
+		if err := m.enqueueUpload(ctx, scope, meta.ID, objectSize(info.ckpts[0]), 0); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -19,6 +19,7 @@ import (
 // the recording's row.
 type uploadArgs struct {
 	RecordingID string `json:"recording_id"`
+	Bytes       int64  `json:"bytes,omitempty"` // the object's size when queued: sets the attempt's timeout
 }
 
 // UploadKind is the job kind of recording uploads (`blackbox jobs list`).
@@ -32,7 +33,19 @@ func (m *Manager) registerUploads() error {
 		Dead:        m.uploadDead,
 		MaxAttempts: m.opts.UploadAttempts,
 		Backoff:     m.opts.Backoff,
+		Timeout:     m.uploadTimeout,
 	})
+}
+
+// uploadSlowestRate is the uplink an upload attempt is given time for: a
+// long call's recording (115 MB an hour) must not time out on a branch
+// office's line and be dead-lettered for it.
+const uploadSlowestRate = 256 << 10 // bytes per second
+
+// uploadTimeout is an attempt's time limit: a minute plus its bytes at the
+// slowest rate, and never less than the job client's.
+func (m *Manager) uploadTimeout(a uploadArgs) time.Duration {
+	return max(m.opts.Jobs.AttemptTimeout(), time.Minute+time.Duration(a.Bytes/uploadSlowestRate)*time.Second)
 }
 
 // enqueueUpload makes sure the recording has an upload job that will run:
@@ -43,9 +56,9 @@ func (m *Manager) registerUploads() error {
 // A job's last failed attempt marks the recording failed just before the
 // queue records the job as dead; settle > 0 waits up to that long for a
 // running job to settle, so a retry issued in between is not lost.
-func (m *Manager) enqueueUpload(ctx context.Context, scope *store.Scope, id string, settle time.Duration) error {
+func (m *Manager) enqueueUpload(ctx context.Context, scope *store.Scope, id string, bytes int64, settle time.Duration) error {
 	deadline := time.Now().Add(settle)
-	in, added, err := jobs.Enqueue(ctx, m.opts.Jobs, scope, id, uploadArgs{RecordingID: id}, jobs.EnqueueOptions{Local: true})
+	in, added, err := jobs.Enqueue(ctx, m.opts.Jobs, scope, id, uploadArgs{RecordingID: id, Bytes: bytes}, jobs.EnqueueOptions{Local: true})
 	for err == nil && in.State == jobs.StateRunning && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
@@ -190,7 +203,7 @@ func (m *Manager) Retry(ctx context.Context, scope *store.Scope, recordingID str
 	if err := scope.MarkUploading(ctx, recordingID, endOf(info.ckpts[0])); err != nil {
 		return fmt.Errorf("retry: %w", err)
 	}
-	if err := m.enqueueUpload(ctx, scope, recordingID, 2*time.Second); err != nil {
+	if err := m.enqueueUpload(ctx, scope, recordingID, objectSize(info.ckpts[0]), 2*time.Second); err != nil {
 		return fmt.Errorf("retry: %w", err)
 	}
 	m.log.Info("recording upload retry queued", "recording", recordingID)
@@ -198,6 +211,9 @@ func (m *Manager) Retry(ctx context.Context, scope *store.Scope, recordingID str
 }
 
 func (m *Manager) spoolPath(id string) string { return filepath.Join(m.opts.SpoolDir, id+spoolSuffix) }
+
+// objectSize is the size of the WAV object a checkpoint makes.
+func objectSize(c checkpoint) int64 { return wavHeaderSize + c.Data }
 
 // endOf is what a checkpoint says about the end of its recording.
 func endOf(c checkpoint) store.RecordingEnd {

@@ -45,7 +45,7 @@ func (m *Manager) uploadOnce(ctx context.Context, j upload) error {
 			continue
 		}
 		wantSum := want.Sum(nil)
-		size := wavHeaderSize + c.Data
+		size := objectSize(c)
 		sr := newSealReader(io.NewSectionReader(f, dataStart, c.Data), c.Data, wantSum)
 		err = m.opts.Objects.Put(ctx, j.key, sr, size, objects.PutOptions{ContentType: "audio/wav"})
 		if errors.Is(err, ErrAudioMismatch) {

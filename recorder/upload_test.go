@@ -98,7 +98,7 @@ func TestUploadRunsOnce(t *testing.T) {
 		t.Fatalf("upload jobs %+v", list)
 	}
 	waitJob(t, m.opts.Jobs, list[0].ID, jobs.StateCompleted)
-	if err := m.enqueueUpload(ctx, e.scopeA, rec.ID(), 0); err == nil {
+	if err := m.enqueueUpload(ctx, e.scopeA, rec.ID(), 0, 0); err == nil {
 		t.Fatal("a completed upload was queued again without complaint")
 	}
 	if again, _ := m.opts.Jobs.List(ctx, jobs.ListFilter{Kind: UploadKind}); len(again) != 1 {
@@ -131,5 +131,18 @@ func TestNewNeedsMatchingJobs(t *testing.T) {
 	}
 	if _, err := New(Options{SpoolDir: e.spool, Objects: e.objs, DB: e.db, Node: "n1"}); err == nil {
 		t.Fatal("no job client accepted")
+	}
+}
+
+func TestUploadTimeoutGrowsWithSize(t *testing.T) {
+	e := newEnv(t)
+	m := e.manager(t, nil)
+	floor := max(m.opts.Jobs.AttemptTimeout(), time.Minute)
+	if got := m.uploadTimeout(uploadArgs{Bytes: 100 << 10}); got != floor {
+		t.Fatalf("a short recording gets %v, want %v", got, floor)
+	}
+	hour := int64(8000 * 4 * 3600) // an hour of 8 kHz 16-bit stereo
+	if got := m.uploadTimeout(uploadArgs{Bytes: hour}); got < 7*time.Minute || got > 9*time.Minute {
+		t.Fatalf("an hour's recording gets %v", got)
 	}
 }

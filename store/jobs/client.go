@@ -162,7 +162,7 @@ func New(opts Options) (*Client, error) {
 		Workers:              c.workers,
 		MaxAttempts:          opts.MaxAttempts,
 		RescueStuckJobsAfter: opts.Lease,
-		JobTimeout:           opts.Lease * 4 / 5,
+		JobTimeout:           c.AttemptTimeout(),
 		RetryPolicy:          retryPolicy{backoff: opts.Backoff},
 		FetchPollInterval:    opts.PollInterval,
 		FetchCooldown:        min(river.FetchCooldownDefault, opts.PollInterval),
@@ -238,6 +238,11 @@ func clientID(node string) string {
 
 // LocalQueue is this node's queue.
 func (c *Client) LocalQueue() string { return c.local }
+
+// AttemptTimeout is how long an attempt may run unless its kind says
+// otherwise: four fifths of the lease, so a live node gives up on it before
+// the lease lets another node take it.
+func (c *Client) AttemptTimeout() time.Duration { return c.opts.Lease * 4 / 5 }
 
 // Run works jobs of the shared and the local queue until ctx ends, then
 // lets running jobs finish for StopGrace before cancelling them; a

@@ -343,3 +343,50 @@ func TestNoGoroutinesWithoutRun(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+type slowArgs struct {
+	LimitMS int `json:"limit_ms"`
+}
+
+func (slowArgs) Kind() string { return "test.slow" }
+
+// TestKindTimeout: a kind's Timeout sets each attempt's limit from its args;
+// an attempt that runs out of time is a failed attempt, not an interrupted
+// one.
+func TestKindTimeout(t *testing.T) {
+	e := newEnv(t)
+	c := e.client(t, "n1", nil, func(o *Options) { o.MaxAttempts = 1 })
+	took := make(chan time.Duration, 1)
+	err := Register(c, Kind[slowArgs]{
+		Work: func(ctx context.Context, j Job[slowArgs]) error {
+			t0 := time.Now()
+			<-ctx.Done()
+			took <- time.Since(t0)
+			return ctx.Err()
+		},
+		Timeout: func(a slowArgs) time.Duration { return time.Duration(a.LimitMS) * time.Millisecond },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AttemptTimeout() != 1600*time.Millisecond { // four fifths of the 2 s lease
+		t.Fatalf("attempt timeout %v", c.AttemptTimeout())
+	}
+	run(t, c)
+	in, _, err := Enqueue(context.Background(), c, e.scopeA, "slow", slowArgs{LimitMS: 300}, EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-took:
+		if d < 250*time.Millisecond || d > 1200*time.Millisecond {
+			t.Fatalf("attempt ran %v under a 300 ms limit", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("attempt never ran")
+	}
+	dead := waitState(t, c, in.ID, StateDiscarded, 5*time.Second)
+	if dead.Attempt != 1 || !strings.Contains(dead.LastError, "deadline") {
+		t.Fatalf("timed-out job %+v", dead)
+	}
+}

@@ -45,10 +45,10 @@ type Kind[A Args] struct {
 	MaxAttempts int
 	// Backoff overrides the client's for this kind.
 	Backoff func(attempt int) time.Duration
-	// Timeout overrides the client's per-attempt timeout (four fifths of
-	// the lease). A longer one also delays the rescue of this kind's jobs
-	// from a dead node: the rescuer waits for it.
-	Timeout time.Duration
+	// Timeout, if set, gives an attempt its own time limit from the job's
+	// args (0: the client's, AttemptTimeout), e.g. by the size of what it
+	// uploads. The rescue of a job from a dead node waits for it too.
+	Timeout func(args A) time.Duration
 }
 
 type permanentError struct{ err error }
@@ -91,8 +91,8 @@ func Register[A Args](c *Client, k Kind[A]) error {
 		return fmt.Errorf("jobs: kind %q: use lowercase letters, digits, '_' or '.'", kind)
 	case k.Work == nil:
 		return fmt.Errorf("jobs: kind %s: Work is required", kind)
-	case k.MaxAttempts < 0 || k.Timeout < 0:
-		return fmt.Errorf("jobs: kind %s: MaxAttempts and Timeout must not be negative", kind)
+	case k.MaxAttempts < 0:
+		return fmt.Errorf("jobs: kind %s: MaxAttempts must not be negative", kind)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -118,7 +118,12 @@ type worker[A Args] struct {
 	kind string
 }
 
-func (w *worker[A]) Timeout(*river.Job[envelope[A]]) time.Duration { return w.k.Timeout }
+func (w *worker[A]) Timeout(rj *river.Job[envelope[A]]) time.Duration {
+	if w.k.Timeout == nil {
+		return 0
+	}
+	return max(w.k.Timeout(rj.Args.Args), 0) // River reads -1 as "never", which no rescue could follow
+}
 
 func (w *worker[A]) NextRetry(rj *river.Job[envelope[A]]) time.Time {
 	if w.k.Backoff == nil {
