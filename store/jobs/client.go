@@ -145,12 +145,8 @@ func New(opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	met, err := newMetrics(opts.Registerer)
-	if err != nil {
-		return nil, err
-	}
 	c := &Client{
-		opts: opts, db: opts.DB, log: opts.Logger.With("component", "jobs"), met: met,
+		opts: opts, db: opts.DB, log: opts.Logger.With("component", "jobs"), met: newMetrics(),
 		local: LocalQueue(opts.Node), workers: river.NewWorkers(), kinds: map[string]kindInfo{},
 	}
 	cfg := &river.Config{
@@ -188,10 +184,9 @@ func New(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(deadCollector{c: c}); err != nil {
-			return nil, fmt.Errorf("jobs metrics: %w", err)
-		}
+	// Registered last: a New that failed leaves the registry as it was.
+	if err := c.met.register(opts.Registerer, deadCollector{c: c}); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -390,3 +390,15 @@ func TestKindTimeout(t *testing.T) {
 		t.Fatalf("timed-out job %+v", dead)
 	}
 }
+
+func TestOneClientPerRegistry(t *testing.T) {
+	e := newEnv(t)
+	reg := prometheus.NewRegistry()
+	e.client(t, "n1", reg, nil)
+	if _, err := New(Options{DB: e.db, Node: "n1", Registerer: reg}); err == nil || !strings.Contains(err.Error(), "one Client per registry") {
+		t.Fatalf("second client on one registry: %v", err)
+	}
+	if got := gather(t, reg, "blackbox_jobs_dead", nil); got != 0 {
+		t.Fatalf("first client's gauge after the refusal: %v", got)
+	}
+}

@@ -20,17 +20,25 @@ type metrics struct {
 	total *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{total: prometheus.NewCounterVec(prometheus.CounterOpts{
+func newMetrics() *metrics {
+	return &metrics{total: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "blackbox_jobs_total",
 		Help: "Job attempts by kind and result (ok, retry, dead, interrupted).",
 	}, []string{"kind", "result"})}
-	if reg != nil {
-		if err := reg.Register(m.total); err != nil {
-			return nil, fmt.Errorf("jobs metrics: %w (one Client per registry)", err)
-		}
+}
+
+func (m *metrics) register(reg prometheus.Registerer, dead prometheus.Collector) error {
+	if reg == nil {
+		return nil
 	}
-	return m, nil
+	if err := reg.Register(m.total); err != nil {
+		return fmt.Errorf("jobs metrics: %w (one Client per registry)", err)
+	}
+	if err := reg.Register(dead); err != nil {
+		reg.Unregister(m.total)
+		return fmt.Errorf("jobs metrics: %w (one Client per registry)", err)
+	}
+	return nil
 }
 
 // addKind makes a kind's series exist at zero, so rates work from the start.
