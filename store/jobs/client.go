@@ -17,6 +17,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -134,11 +135,11 @@ func New(opts Options) (*Client, error) {
 		}
 		opts.Node = h
 	}
-	opts.Workers = cmpOr(opts.Workers, 4)
-	opts.MaxAttempts = cmpOr(opts.MaxAttempts, 8)
-	opts.Lease = cmpOr(opts.Lease, time.Minute)
-	opts.PollInterval = cmpOr(opts.PollInterval, time.Second)
-	opts.StopGrace = cmpOr(opts.StopGrace, 10*time.Second)
+	opts.Workers = cmp.Or(opts.Workers, 4)
+	opts.MaxAttempts = cmp.Or(opts.MaxAttempts, 8)
+	opts.Lease = cmp.Or(opts.Lease, time.Minute)
+	opts.PollInterval = cmp.Or(opts.PollInterval, time.Second)
+	opts.StopGrace = cmp.Or(opts.StopGrace, 10*time.Second)
 	if opts.Backoff == nil {
 		opts.Backoff = DefaultBackoff
 	}
@@ -197,14 +198,6 @@ func newRiver[TTx any](driver riverdriver.Driver[TTx], cfg *river.Config) (river
 		return nil, nil, err
 	}
 	return rc, driver.GetExecutor(), nil
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 var queueRe = regexp.MustCompile(`[^a-z0-9]+`)

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -55,7 +56,7 @@ func Enqueue[A Args](ctx context.Context, c *Client, scope *store.Scope, key str
 	}
 	res, err := c.rc.Insert(ctx, envelope[A]{TenantID: scope.Principal().TenantID(), Key: key, Args: args}, &river.InsertOpts{
 		Queue:       queue,
-		MaxAttempts: cmpOr(o.MaxAttempts, ki.maxAttempts),
+		MaxAttempts: cmp.Or(o.MaxAttempts, ki.maxAttempts),
 		ScheduledAt: o.NotBefore,
 		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
 	})

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -105,7 +106,7 @@ func Register[A Args](c *Client, k Kind[A]) error {
 	if err := river.AddWorkerSafely(c.workers, &worker[A]{c: c, k: k, kind: kind}); err != nil {
 		return fmt.Errorf("jobs: register %s: %w", kind, err)
 	}
-	c.kinds[kind] = kindInfo{maxAttempts: cmpOr(k.MaxAttempts, c.opts.MaxAttempts)}
+	c.kinds[kind] = kindInfo{maxAttempts: cmp.Or(k.MaxAttempts, c.opts.MaxAttempts)}
 	c.met.addKind(kind)
 	return nil
 }
