@@ -16,6 +16,7 @@ import (
 
 	"github.com/blackbox-gw/blackbox/recorder/wavcheck"
 	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/jobs"
 	"github.com/blackbox-gw/blackbox/store/objects"
 )
 
@@ -45,8 +46,13 @@ func crashChild(dir, tenant string) error {
 	if err != nil {
 		return err
 	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	jc, err := jobs.New(jobs.Options{DB: db, Node: "n1", Logger: quiet}) // never runs: the child only records
+	if err != nil {
+		return err
+	}
 	m, err := New(Options{SpoolDir: filepath.Join(dir, "spool"), SyncInterval: 200 * time.Millisecond, Objects: objs, DB: db,
-		Node: "n1", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Jobs: jc, Node: "n1", Logger: quiet})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/blackbox-gw/blackbox/recorder/wavcheck"
 	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/jobs"
 	"github.com/blackbox-gw/blackbox/store/objects"
 )
 
@@ -75,8 +76,8 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// manager builds a Manager on e with fast test settings; mod may adjust
-// the options.
+// manager builds a Manager on e, with its own job client, with fast test
+// settings; mod may adjust the options.
 func (e *env) manager(t testing.TB, mod func(*Options)) *Manager {
 	t.Helper()
 	e.registry = prometheus.NewRegistry()
@@ -87,6 +88,12 @@ func (e *env) manager(t testing.TB, mod func(*Options)) *Manager {
 	if mod != nil {
 		mod(&opts)
 	}
+	jc, err := jobs.New(jobs.Options{DB: e.db, Node: opts.Node, PollInterval: 100 * time.Millisecond, StopGrace: 5 * time.Second,
+		Logger: opts.Logger, Registerer: e.registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Jobs = jc
 	m, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -94,12 +101,14 @@ func (e *env) manager(t testing.TB, mod func(*Options)) *Manager {
 	return m
 }
 
-// run starts m.Run and returns a stop function that ends it and waits.
+// run starts m.Run and its job client's Run and returns a stop function
+// that ends both and waits.
 func run(t *testing.T, m *Manager) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { done <- m.Run(ctx) }()
+	go func() { done <- m.opts.Jobs.Run(ctx) }()
 	// Start is refused until Run is past its snapshot.
 	deadline := time.Now().Add(5 * time.Second)
 	for !m.isRunning() {
@@ -112,8 +121,10 @@ func run(t *testing.T, m *Manager) (stop func()) {
 	stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
+			for range 2 {
+				if err := <-done; err != nil {
+					t.Errorf("Run: %v", err)
+				}
 			}
 		})
 	}

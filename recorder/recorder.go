@@ -1,7 +1,8 @@
 // Package recorder writes each recorded call into one stereo WAV file (8 kHz,
 // 16-bit PCM; left = channel 0, right = channel 1), hashed with SHA-256 while
 // it is written, spooled to local disk with periodic fsync, and uploaded to
-// object storage with retries that never drop a recording.
+// object storage by a durable job (store/jobs) whose retries never drop a
+// recording.
 //
 // It consumes RTP packets from media taps through Streams: each Stream maps
 // its RTP timeline onto the recording's wall-clock timeline, a small reorder
@@ -18,7 +19,6 @@ import (
 	"fmt"
 	"hash"
 	"log/slog"
-	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/jobs"
 	"github.com/blackbox-gw/blackbox/store/objects"
 )
 
@@ -45,10 +46,13 @@ var (
 
 // Options configures a Manager.
 type Options struct {
-	SpoolDir       string
-	SyncInterval   time.Duration // fsync bound: a kill -9 loses at most about this much audio (default 1s)
-	Objects        objects.Store
-	DB             *store.DB
+	SpoolDir     string
+	SyncInterval time.Duration // fsync bound: a kill -9 loses at most about this much audio (default 1s)
+	Objects      objects.Store
+	DB           *store.DB
+	// Jobs runs the uploads: New registers the upload kind, so create the
+	// Manager before Jobs.Run. Its Node must be this Node.
+	Jobs           *jobs.Client
 	UploadAttempts int                             // then dead-letter (default 8)
 	Backoff        func(attempt int) time.Duration // nil = exponential with jitter, capped
 	Logger         *slog.Logger
@@ -81,18 +85,16 @@ type Manager struct {
 	met  *metrics
 
 	// Tunables; tests in this package shorten them.
-	now           func() time.Time
-	tick          time.Duration // writer period
-	delay         time.Duration // reorder delay: audio is written this long after it is due
-	syncers       int
-	uploadWorkers int
+	now     func() time.Time
+	tick    time.Duration // writer period
+	delay   time.Duration // reorder delay: audio is written this long after it is due
+	syncers int
 
 	mu      sync.Mutex
 	running bool
 	closed  bool
 	active  map[string]*Recording
 	syncQ   chan *Recording
-	queue   *uploadQueue
 }
 
 // New checks opts and builds a Manager; Run starts it.
@@ -104,6 +106,8 @@ func New(opts Options) (*Manager, error) {
 		return nil, errors.New("recorder: Objects is required")
 	case opts.DB == nil:
 		return nil, errors.New("recorder: DB is required")
+	case opts.Jobs == nil:
+		return nil, errors.New("recorder: Jobs is required")
 	case opts.SyncInterval < 0 || opts.UploadAttempts < 0:
 		return nil, errors.New("recorder: SyncInterval and UploadAttempts must not be negative")
 	}
@@ -133,24 +137,28 @@ func New(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{
+	if q := jobs.LocalQueue(opts.Node); q != opts.Jobs.LocalQueue() {
+		return nil, fmt.Errorf("recorder: node %q but the job client's local queue is %q: uploads would run where the spool is not", opts.Node, opts.Jobs.LocalQueue())
+	}
+	m := &Manager{
 		opts: opts, log: opts.Logger.With("component", "recorder"), met: met,
-		now: time.Now, tick: 40 * time.Millisecond, delay: reorderDelay, syncers: 8, uploadWorkers: 2,
-		active: map[string]*Recording{}, queue: newUploadQueue(),
-	}, nil
+		now: time.Now, tick: 40 * time.Millisecond, delay: reorderDelay, syncers: 8,
+		active: map[string]*Recording{},
+	}
+	if err := m.registerUploads(); err != nil {
+		return nil, fmt.Errorf("recorder: %w", err)
+	}
+	return m, nil
 }
 
 // DefaultBackoff waits 1s, 2s, 4s, ... up to 5 minutes, each with up to
 // half of it as random jitter, so retries from many recordings spread out.
-func DefaultBackoff(attempt int) time.Duration {
-	d := time.Second << min(max(attempt-1, 0), 9)
-	d = min(d, 5*time.Minute)
-	return d/2 + time.Duration(mrand.Int64N(int64(d/2)+1))
-}
+func DefaultBackoff(attempt int) time.Duration { return jobs.DefaultBackoff(attempt) }
 
 // Run recovers spool files left by an earlier run (each is finalised, marked
-// truncated unless it had finished, uploaded and recorded exactly once),
-// then writes and uploads recordings until ctx is done. On return every
+// truncated unless it had finished, and queued for upload: it is stored and
+// recorded exactly once), then writes recordings until ctx is done. Uploads
+// run as jobs of the Jobs client, which the caller runs. On return every
 // active recording has been flushed and synced; the next Run recovers it.
 func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Lock()
@@ -176,12 +184,6 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.syncQ = make(chan *Recording, 1024)
 	m.mu.Unlock()
 
-	var wg sync.WaitGroup
-	upCtx, stopUploads := context.WithCancel(ctx)
-	defer stopUploads()
-	for range m.uploadWorkers {
-		wg.Go(func() { m.uploadWorker(upCtx) })
-	}
 	var syncWG sync.WaitGroup
 	for range m.syncers {
 		syncWG.Go(m.syncWorker)
@@ -209,8 +211,6 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	close(m.syncQ)
 	syncWG.Wait()
-	stopUploads()
-	wg.Wait()
 	return nil
 }
 
@@ -445,14 +445,15 @@ func (r *Recording) Finish(ctx context.Context) error {
 		defer cancel()
 	}
 	if err := r.scope.MarkUploading(dbctx, r.id, store.RecordingEnd{EndedAt: r.endedAt, Duration: dur}); err != nil {
-		// The spool is durable and the upload below records everything
-		// again when it stores the recording.
+		// The spool is durable and the upload records everything again
+		// when it stores the recording.
 		m.log.Warn("recording finished but its row was not updated", "recording", r.id, "err", err)
 	}
-	m.queue.push(&uploadJob{
-		id: r.id, tenantID: r.meta.TenantID, callID: r.meta.CallID, key: r.key, path: r.path,
-		cands: []checkpoint{cand},
-	})
+	if err := m.enqueueUpload(dbctx, r.scope, r.id, objectSize(cand), 0); err != nil {
+		// The spool is durable: the next start of this node finds it and
+		// queues the upload.
+		m.log.Error("recording finished but its upload could not be queued; the next start queues it", "recording", r.id, "err", err)
+	}
 	m.log.Info("recording finished", "recording", r.id, "call", r.meta.CallID, "duration", dur)
 	return nil
 }

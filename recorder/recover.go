@@ -3,14 +3,17 @@ package recorder
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"time"
 
 	"github.com/blackbox-gw/blackbox/store"
 )
 
-// recover queues every spool file left by an earlier run (files) and
-// settles rows of this node that have no spool left (pending).
+// recover queues the upload of every spool file left by an earlier run
+// (files) and settles rows of this node that have no spool left (pending).
+// A spool's upload job may still exist from that run (waiting for a retry,
+// or dead-lettered, which gets a fresh attempt); it is never doubled.
 func (m *Manager) recover(ctx context.Context, files []string, pending []store.Recording) error {
 	rows := make(map[string]store.Recording, len(pending))
 	for _, r := range pending {
@@ -19,6 +22,9 @@ func (m *Manager) recover(ctx context.Context, files []string, pending []store.R
 	var errs []error
 	for _, path := range files {
 		info, err := readSpool(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // stored meanwhile by its job, which runs alongside
+		}
 		if err != nil {
 			m.met.spoolErrors.Inc()
 			m.log.Error("unreadable spool file kept for inspection", "file", path, "err", err)
@@ -62,11 +68,13 @@ func (m *Manager) recover(ctx context.Context, files []string, pending []store.R
 			errs = append(errs, err)
 			continue
 		}
-		if m.queue.push(jobFromSpool(info)) {
-			m.met.recovered.Inc()
-			m.log.Warn("recovered recording from spool", "recording", meta.ID, "call", meta.CallID,
-				"was", row.State, "truncated", end.Truncated, "duration", end.Duration)
+		if err := m.enqueueUpload(ctx, scope, meta.ID, objectSize(info.ckpts[0]), 0); err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		m.met.recovered.Inc()
+		m.log.Warn("recovered recording from spool", "recording", meta.ID, "call", meta.CallID,
+			"was", row.State, "truncated", end.Truncated, "duration", end.Duration)
 	}
 	for _, row := range rows {
 		if row.State == store.RecordingFailed {

@@ -1,302 +1,177 @@
 package recorder
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/blackbox-gw/blackbox/store"
-	"github.com/blackbox-gw/blackbox/store/objects"
+	"github.com/blackbox-gw/blackbox/store/jobs"
 )
 
-// uploadJob is one recording waiting for (another) upload attempt. The
-// queue lives in memory only: rows and spool files are the durable truth,
-// and Run rebuilds the queue from them after a restart.
-type uploadJob struct {
-	id, tenantID, callID, key, path string
-	cands                           []checkpoint // newest first; older ones are fallbacks after a crash
-	attempts                        int          // in this round
-	notBefore                       time.Time
+// uploadArgs is the durable job that uploads one recording from the spool
+// of the node that recorded it. Its key is the recording id, so a recording
+// has one upload job however often it is enqueued; the tenant comes from
+// the recording's row.
+type uploadArgs struct {
+	RecordingID string `json:"recording_id"`
+	Bytes       int64  `json:"bytes,omitempty"` // the object's size when queued: sets the attempt's timeout
 }
 
-type uploadQueue struct {
-	mu   sync.Mutex
-	jobs []*uploadJob
-	ids  map[string]bool // queued or being uploaded
-	wake chan struct{}
+// UploadKind is the job kind of recording uploads (`blackbox jobs list`).
+const UploadKind = "recording.upload"
+
+func (uploadArgs) Kind() string { return UploadKind }
+
+func (m *Manager) registerUploads() error {
+	return jobs.Register(m.opts.Jobs, jobs.Kind[uploadArgs]{
+		Work:        m.uploadJob,
+		Dead:        m.uploadDead,
+		MaxAttempts: m.opts.UploadAttempts,
+		Backoff:     m.opts.Backoff,
+		Timeout:     m.uploadTimeout,
+	})
 }
 
-func newUploadQueue() *uploadQueue {
-	return &uploadQueue{ids: map[string]bool{}, wake: make(chan struct{}, 1)}
+// uploadSlowestRate is the uplink an upload attempt is given time for: a
+// long call's recording (115 MB an hour) must not time out on a branch
+// office's line and be dead-lettered for it.
+const uploadSlowestRate = 256 << 10 // bytes per second
+
+// uploadTimeout is an attempt's time limit: a minute plus its bytes at the
+// slowest rate, and never less than the job client's.
+func (m *Manager) uploadTimeout(a uploadArgs) time.Duration {
+	return max(m.opts.Jobs.AttemptTimeout(), time.Minute+time.Duration(a.Bytes/uploadSlowestRate)*time.Second)
 }
 
-// push queues j unless its recording is already queued or uploading.
-func (q *uploadQueue) push(j *uploadJob) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.ids[j.id] {
-		return false
-	}
-	q.ids[j.id] = true
-	q.jobs = append(q.jobs, j)
-	q.signal()
-	return true
-}
-
-// requeue puts back a job taken by next, for a later attempt.
-func (q *uploadQueue) requeue(j *uploadJob) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.jobs = append(q.jobs, j)
-	q.signal()
-}
-
-func (q *uploadQueue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-// done forgets a job for good (stored, dead-lettered or left for the next
-// run).
-func (q *uploadQueue) done(id string) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	delete(q.ids, id)
-}
-
-func (q *uploadQueue) has(id string) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.ids[id]
-}
-
-// next waits for a job whose backoff has passed; nil when ctx is done.
-func (q *uploadQueue) next(ctx context.Context) *uploadJob {
-	for {
-		q.mu.Lock()
-		now := time.Now()
-		best := -1
-		for i, j := range q.jobs {
-			if best < 0 || j.notBefore.Before(q.jobs[best].notBefore) {
-				best = i
-			}
-		}
-		var wait time.Duration = -1
-		if best >= 0 {
-			j := q.jobs[best]
-			if !j.notBefore.After(now) {
-				q.jobs = append(q.jobs[:best], q.jobs[best+1:]...)
-				if len(q.jobs) > 0 {
-					q.signal() // let another worker look at the rest
-				}
-				q.mu.Unlock()
-				return j
-			}
-			wait = j.notBefore.Sub(now)
-		}
-		q.mu.Unlock()
-		var timer *time.Timer
-		var fire <-chan time.Time
-		if wait >= 0 {
-			timer = time.NewTimer(wait)
-			fire = timer.C
-		}
+// enqueueUpload makes sure the recording has an upload job that will run:
+// it adds one, or gives a dead-lettered one a fresh attempt, or leaves a
+// waiting or running one alone. The job goes to this node's queue: the
+// spool is here.
+//
+// A job's last failed attempt marks the recording failed just before the
+// queue records the job as dead; settle > 0 waits up to that long for a
+// running job to settle, so a retry issued in between is not lost.
+func (m *Manager) enqueueUpload(ctx context.Context, scope *store.Scope, id string, bytes int64, settle time.Duration) error {
+	deadline := time.Now().Add(settle)
+	in, added, err := jobs.Enqueue(ctx, m.opts.Jobs, scope, id, uploadArgs{RecordingID: id, Bytes: bytes}, jobs.EnqueueOptions{Local: true})
+	for err == nil && in.State == jobs.StateRunning && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
-		case <-q.wake:
-		case <-fire:
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
 		}
-		if timer != nil {
-			timer.Stop()
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
+		in, err = m.opts.Jobs.Get(ctx, in.ID)
 	}
+	if err != nil {
+		return fmt.Errorf("queue upload of %s: %w", id, err)
+	}
+	switch {
+	case added:
+	case in.State.Dead():
+		if _, err := m.opts.Jobs.Retry(ctx, in.ID); err != nil {
+			return fmt.Errorf("retry upload job %d of %s: %w", in.ID, id, err)
+		}
+	case in.State == jobs.StateCompleted:
+		// A completed upload stored the recording, and a stored recording
+		// is never queued again: this row and job disagree.
+		return fmt.Errorf("queue upload of %s: its job %d completed but the recording is not stored", id, in.ID)
+	}
+	return nil
 }
 
-func (m *Manager) uploadWorker(ctx context.Context) {
-	for {
-		j := m.queue.next(ctx)
-		if j == nil {
-			return
-		}
-		m.process(ctx, j)
+// uploadJob makes one upload attempt. Running it again after a success has
+// no effect: a stored recording is only cleaned up after.
+func (m *Manager) uploadJob(ctx context.Context, job jobs.Job[uploadArgs]) error {
+	id, scope := job.Args.RecordingID, job.Scope
+	row, err := scope.Recording(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return jobs.Permanent(fmt.Errorf("upload %s: no such recording in the job's tenant", id))
 	}
-}
-
-// process makes one upload attempt and decides what follows: done, retry
-// after a backoff, or dead letter.
-func (m *Manager) process(ctx context.Context, j *uploadJob) {
+	if err != nil {
+		return err
+	}
+	path := m.spoolPath(id)
+	if row.State == store.RecordingStored {
+		m.removeSpool(id, path)
+		return nil
+	}
+	if row.Node != m.opts.Node {
+		return jobs.Permanent(fmt.Errorf("upload %s: spool is on node %q, this is %q: %w", id, row.Node, m.opts.Node, ErrNotLocal))
+	}
+	info, err := readSpool(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return jobs.Permanent(fmt.Errorf("upload %s: spool file missing on this node", id))
+	}
+	if err != nil {
+		m.met.spoolErrors.Inc()
+		return jobs.Permanent(fmt.Errorf("upload %s: %w", id, err))
+	}
+	if info.meta.TenantID != row.TenantID || info.meta.ID != id {
+		return jobs.Permanent(fmt.Errorf("upload %s: spool belongs to another recording or tenant", id))
+	}
+	if row.State != store.RecordingUploading {
+		// A retry of a dead-lettered recording, or a recovery whose
+		// bookkeeping did not happen: it is uploading again.
+		if err := scope.MarkUploading(ctx, id, endOf(info.ckpts[0])); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
-	err := m.uploadOnce(ctx, j)
+	err = m.uploadOnce(ctx, uploadOf(info))
 	m.met.uploadDur.Observe(time.Since(start).Seconds())
 	if err == nil {
 		m.met.uploadsOK.Inc()
-		m.queue.done(j.id)
-		if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			m.log.Warn("recording stored but its spool could not be removed; the next start removes it", "recording", j.id, "err", err)
-		}
-		return
-	}
-	if ctx.Err() != nil {
-		m.queue.done(j.id) // shutting down; the next Run resumes from the row
-		return
-	}
-	m.met.uploadsErr.Inc()
-	j.attempts++
-	scope := m.opts.DB.In(store.System(j.tenantID))
-	if dberr := scope.RecordUploadAttempt(ctx, j.id, err.Error()); dberr != nil {
-		m.log.Warn("could not count upload attempt", "recording", j.id, "err", dberr)
-	}
-	if errors.Is(err, ErrAudioMismatch) || j.attempts >= m.opts.UploadAttempts {
-		m.queue.done(j.id)
-		m.met.deadLettered.Inc()
-		if dberr := scope.MarkFailed(ctx, j.id, err.Error()); dberr != nil {
-			m.log.Error("could not mark recording failed; the next start retries it", "recording", j.id, "err", dberr)
-		}
-		m.log.Error("recording dead-lettered; its spool is kept until a retry succeeds",
-			"recording", j.id, "call", j.callID, "attempts", j.attempts, "spool", j.path, "err", err)
-		return
-	}
-	wait := m.opts.Backoff(j.attempts)
-	m.log.Warn("recording upload failed; will retry", "recording", j.id, "attempt", j.attempts, "retry_in", wait, "err", err)
-	j.notBefore = time.Now().Add(wait)
-	m.queue.requeue(j)
-}
-
-// uploadOnce builds the WAV object from the spool in a single pass that
-// streams it to the object store, hashes the object as it goes and re-derives
-// the PCM hash; a PCM hash that differs from the ingestion hash fails the
-// read at its last byte, so the store publishes nothing. Only then is the
-// row marked stored.
-func (m *Manager) uploadOnce(ctx context.Context, j *uploadJob) error {
-	f, err := os.Open(j.path)
-	if err != nil {
-		return fmt.Errorf("open spool: %w", err)
-	}
-	defer f.Close()
-	var mismatch error
-	for i, c := range j.cands {
-		want, err := resumeHash(c.State)
-		if err != nil {
-			mismatch = errors.Join(mismatch, fmt.Errorf("%w: checkpoint %d: %w", ErrAudioMismatch, c.Seq, err))
-			continue
-		}
-		wantSum := want.Sum(nil)
-		size := wavHeaderSize + c.Data
-		sr := newSealReader(io.NewSectionReader(f, dataStart, c.Data), c.Data, wantSum)
-		err = m.opts.Objects.Put(ctx, j.key, sr, size, objects.PutOptions{ContentType: "audio/wav"})
-		if errors.Is(err, ErrAudioMismatch) {
-			m.log.Error("spooled audio does not match its checkpoint; trying an older one", "recording", j.id, "checkpoint", c.Seq, "err", err)
-			mismatch = errors.Join(mismatch, err)
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		info, err := m.opts.Objects.Stat(ctx, j.key)
-		if err != nil {
-			return fmt.Errorf("check stored object: %w", err)
-		}
-		if info.Size != size {
-			return fmt.Errorf("stored object has %d bytes, want %d", info.Size, size)
-		}
-		ended := c.EndedAt
-		if !c.Finished {
-			ended = c.SyncedAt
-		}
-		err = m.opts.DB.In(store.System(j.tenantID)).MarkStored(ctx, j.id, store.RecordingStoredInfo{
-			SHA256: hex.EncodeToString(sr.obj.Sum(nil)), AudioSHA256: hex.EncodeToString(wantSum), SizeBytes: size,
-			Duration: durationOf(c.Data), Truncated: !c.Finished, EndedAt: ended,
-		})
-		if err != nil {
-			return err
-		}
-		m.log.Info("recording stored", "recording", j.id, "call", j.callID, "bytes", size, "truncated", !c.Finished, "fallback", i > 0)
+		m.removeSpool(id, path)
 		return nil
 	}
-	return mismatch
+	if ctx.Err() == context.Canceled {
+		return err // shutting down: not an attempt; the job runs again on the next start
+	}
+	m.met.uploadsErr.Inc()
+	// The attempt's context may have run out (its timeout); the count
+	// must still be kept.
+	dbctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if dberr := scope.RecordUploadAttempt(dbctx, id, err.Error()); dberr != nil {
+		m.log.Warn("could not count upload attempt", "recording", id, "err", dberr)
+	}
+	if errors.Is(err, ErrAudioMismatch) {
+		return jobs.Permanent(err)
+	}
+	if !job.Last() {
+		m.log.Warn("recording upload failed; will retry", "recording", id, "attempt", job.Attempt, "of", job.MaxAttempts, "err", err)
+	}
+	return err
 }
 
-// sealReader yields header + PCM data while hashing both, and refuses to
-// give the last bytes if the PCM does not hash to want.
-type sealReader struct {
-	header   [wavHeaderSize]byte
-	hpos     int
-	data     io.Reader
-	left     int64
-	obj      hash.Hash
-	audio    hash.Hash
-	want     []byte
-	checked  bool
-	err      error
-	dataSize int64
+// uploadDead dead-letters the recording with its job: `blackbox recordings
+// list --failed` shows it, its spool stays, and `blackbox jobs retry` (or a
+// restart of this node) tries again.
+func (m *Manager) uploadDead(ctx context.Context, job jobs.Job[uploadArgs], cause error) {
+	id := job.Args.RecordingID
+	m.met.deadLettered.Inc()
+	if err := job.Scope.MarkFailed(ctx, id, cause.Error()); err != nil {
+		m.log.Error("could not mark recording failed; the next start retries it", "recording", id, "err", err)
+	}
+	m.log.Error("recording dead-lettered; its spool is kept until a retry succeeds",
+		"recording", id, "job", job.ID, "attempts", job.Attempt, "spool", m.spoolPath(id), "err", cause)
 }
 
-func newSealReader(data io.Reader, n int64, want []byte) *sealReader {
-	return &sealReader{header: wavHeader(n), data: data, left: n, dataSize: n, obj: sha256.New(), audio: sha256.New(), want: want}
-}
-
-func (s *sealReader) Read(p []byte) (int, error) {
-	if s.err != nil {
-		return 0, s.err
+func (m *Manager) removeSpool(id, path string) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		m.log.Warn("recording stored but its spool could not be removed; the next start removes it", "recording", id, "err", err)
 	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n := 0
-	switch {
-	case s.hpos < len(s.header):
-		n = copy(p, s.header[s.hpos:])
-		s.hpos += n
-		s.obj.Write(p[:n])
-	case s.left > 0:
-		q := p[:min(int64(len(p)), s.left)]
-		var err error
-		n, err = s.data.Read(q)
-		s.left -= int64(n)
-		s.obj.Write(q[:n])
-		s.audio.Write(q[:n])
-		if err != nil && err != io.EOF {
-			s.err = fmt.Errorf("read spool: %w", err)
-			return 0, s.err
-		}
-		if n == 0 && err == io.EOF {
-			s.err = fmt.Errorf("%w: spool holds %d of %d checkpointed bytes", ErrAudioMismatch, s.dataSize-s.left, s.dataSize)
-			return 0, s.err
-		}
-	}
-	if s.hpos == len(s.header) && s.left == 0 {
-		if !s.checked {
-			s.checked = true
-			if got := s.audio.Sum(nil); !bytes.Equal(got, s.want) {
-				s.err = fmt.Errorf("%w: sha256 %x, ingested %x", ErrAudioMismatch, got, s.want)
-				return 0, s.err
-			}
-		}
-		if n == 0 {
-			return 0, io.EOF
-		}
-	}
-	return n, nil
 }
 
 // Retry queues a dead-lettered recording (or one whose upload is not
-// queued) for a fresh round of upload attempts. The recording's spool must
-// be on this node; scope confines the lookup to the caller's tenant.
+// queued) for another upload attempt. The recording's spool must be on this
+// node; scope confines the lookup to the caller's tenant. `blackbox jobs
+// retry` does the same from the job's side.
 func (m *Manager) Retry(ctx context.Context, scope *store.Scope, recordingID string) error {
 	m.mu.Lock()
 	running, closed := m.running, m.closed
@@ -314,8 +189,6 @@ func (m *Manager) Retry(ctx context.Context, scope *store.Scope, recordingID str
 		return fmt.Errorf("retry %s (%s): %w", recordingID, row.State, ErrNotRetryable)
 	case row.Node != m.opts.Node:
 		return fmt.Errorf("retry %s: spool is on node %q, this is %q: %w", recordingID, row.Node, m.opts.Node, ErrNotLocal)
-	case m.queue.has(recordingID):
-		return nil
 	}
 	info, err := readSpool(m.spoolPath(recordingID))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -330,17 +203,17 @@ func (m *Manager) Retry(ctx context.Context, scope *store.Scope, recordingID str
 	if err := scope.MarkUploading(ctx, recordingID, endOf(info.ckpts[0])); err != nil {
 		return fmt.Errorf("retry: %w", err)
 	}
-	m.queue.push(jobFromSpool(info))
+	if err := m.enqueueUpload(ctx, scope, recordingID, objectSize(info.ckpts[0]), 2*time.Second); err != nil {
+		return fmt.Errorf("retry: %w", err)
+	}
 	m.log.Info("recording upload retry queued", "recording", recordingID)
 	return nil
 }
 
 func (m *Manager) spoolPath(id string) string { return filepath.Join(m.opts.SpoolDir, id+spoolSuffix) }
 
-func jobFromSpool(info *spoolInfo) *uploadJob {
-	return &uploadJob{id: info.meta.ID, tenantID: info.meta.TenantID, callID: info.meta.CallID, key: info.meta.ObjectKey,
-		path: info.path, cands: info.ckpts}
-}
+// objectSize is the size of the WAV object a checkpoint makes.
+func objectSize(c checkpoint) int64 { return wavHeaderSize + c.Data }
 
 // endOf is what a checkpoint says about the end of its recording.
 func endOf(c checkpoint) store.RecordingEnd {

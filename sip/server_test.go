@@ -21,6 +21,7 @@ import (
 	"github.com/blackbox-gw/blackbox/recorder/wavcheck"
 	bbsip "github.com/blackbox-gw/blackbox/sip"
 	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/jobs"
 	"github.com/blackbox-gw/blackbox/store/objects"
 	"github.com/blackbox-gw/blackbox/store/secrets"
 )
@@ -89,14 +90,19 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := recorder.New(recorder.Options{SpoolDir: filepath.Join(t.TempDir(), "spool"), Objects: objs, DB: db,
+	jc, err := jobs.New(jobs.Options{DB: db, Node: "test", PollInterval: 50 * time.Millisecond, Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := recorder.New(recorder.Options{SpoolDir: filepath.Join(t.TempDir(), "spool"), Objects: objs, DB: db, Jobs: jc,
 		Logger: log, Registerer: reg, Node: "test", Backoff: func(int) time.Duration { return 50 * time.Millisecond }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	recCtx, stopRec := context.WithCancel(context.Background())
-	recDone := make(chan error, 1)
+	recDone := make(chan error, 2)
 	go func() { recDone <- rec.Run(recCtx) }()
+	go func() { recDone <- jc.Run(recCtx) }()
 	policyFile := ""
 	if o.consentMode == store.ConsentAnnounceDTMF || o.policy != "" {
 		body := o.policy
@@ -152,6 +158,7 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 		<-done
 		srv.Close()
 		stopRec()
+		<-recDone
 		<-recDone
 		eng.Close()
 		db.Close()

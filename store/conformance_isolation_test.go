@@ -26,6 +26,7 @@ var notIsolation = map[string]string{
 	"DB.RawUnscopedExec": "test-only hook",
 	"Scope.RawStrings":   "test-only hook",
 	"Scope.RawExec":      "test-only hook",
+	"DB.JobsDB":          "the job queue's handle; jobs carry their tenant from the enqueuing scope (store/jobs TestEnqueueIdempotent, TestJobWithoutTenant)",
 }
 
 // tenantState is everything of one tenant that a scope can read.

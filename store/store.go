@@ -50,7 +50,7 @@ type DB struct {
 }
 
 // Open connects to dsn (sqlite:PATH or postgres://...) and migrates the
-// schema to this binary's version.
+// schema, the job queue's (River's) tables included, to this binary's version.
 func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	var (
 		b   backend
@@ -71,7 +71,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if db.now == nil {
 		db.now = time.Now
 	}
-	if err := migrateWith(ctx, b, migrate); err != nil {
+	if err := migrateWith(ctx, b, migrate, migrateJobs); err != nil {
 		b.close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}

@@ -58,6 +58,8 @@ func commands() []command {
 		{"token create", "token create --tenant NAME --user U [--name LABEL] [--ttl 720h] --config FILE  (prints the token once)", runTokenCreate},
 		{"token revoke", "token revoke --tenant NAME --id ID --config FILE", runTokenRevoke},
 		{"token list", "token list --tenant NAME [--user U] --config FILE", runTokenList},
+		{"jobs list", "jobs list [--dead] [--json] [--kind K] [--limit N] --config FILE", runJobsList},
+		{"jobs retry", "jobs retry ID --config FILE", runJobsRetry},
 	}
 }
 

@@ -91,11 +91,16 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("objects: %w", err)
 	}
+	jc, err := newJobs(cfg, db, reg, log)
+	if err != nil {
+		return err
+	}
 	rec, err := recorder.New(recorder.Options{
 		SpoolDir:       cfg.Recorder.SpoolDir,
 		SyncInterval:   cfg.Recorder.SyncInterval,
 		Objects:        objs,
 		DB:             db,
+		Jobs:           jc,
 		UploadAttempts: cfg.Recorder.UploadAttempts,
 		Logger:         log,
 		Registerer:     reg,
@@ -104,6 +109,19 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("recorder: %w", err)
 	}
+	// Uploads run as durable jobs. The queue stops after the recorder (defers
+	// run last-first), so uploads queued by calls ending during the drain
+	// still start; a running one gets jobs' stop grace and otherwise goes
+	// back to the queue for the next start.
+	jobsCtx, stopJobs := context.WithCancel(context.Background())
+	jobsDone := make(chan error, 1)
+	go func() { jobsDone <- jc.Run(jobsCtx) }()
+	defer func() {
+		stopJobs()
+		if err := <-jobsDone; err != nil {
+			log.Error("job queue", "error", err)
+		}
+	}()
 	// The recorder outlives the SIP drain so calls ending during it are
 	// finalised; whatever is still pending is recovered at the next start.
 	recCtx, stopRec := context.WithCancel(context.Background())
