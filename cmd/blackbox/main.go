@@ -119,18 +119,3 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = rest[1:]
 	}
 }
-
-// need reports a missing required flag as a usage error.
-func need(values map[string]string) error {
-	var missing []string
-	for name, v := range values {
-		if strings.TrimSpace(v) == "" {
-			missing = append(missing, "--"+name)
-		}
-	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return fmt.Errorf("%w: missing %s", errUsage, strings.Join(missing, ", "))
-	}
-	return nil
-}
