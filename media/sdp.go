@@ -51,22 +51,11 @@ func (s *Session) Offer(from Leg, body []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	d, err := parseSDP(body)
+	d, idx, info, err := s.readOffer(from, body)
 	if err != nil {
-		return nil, fmt.Errorf("offer from leg %v: %w", from, err)
+		return nil, err
 	}
 	y := &s.neg[from]
-	prefer := -1
-	if y.layout != nil {
-		prefer = y.audioIdx
-	}
-	idx, info, err := pickAudio(d, prefer)
-	if err == nil {
-		err = s.checkReach(info)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("offer from leg %v: %w", from, err)
-	}
 	to := from.Other()
 	line := audioLine(d.MediaDescriptions[idx], info.formats, s.legs[to].port(), info.dir)
 	lines, sentAudio := s.neg[to].offerLines(line)
@@ -201,6 +190,27 @@ func (s *Session) LocalOffer(leg Leg) ([]byte, error) {
 	s.setOurs(leg, dirSendRecv, false, keep, s.now())
 	s.offer = &pendingOffer{local: true, from: leg, to: leg, sentLines: len(lines), sentAudio: sentAudio, offered: keep}
 	return out, nil
+}
+
+// readOffer parses an offer received on leg and picks its audio stream
+// (the one used before, when still usable). Callers hold s.mu.
+func (s *Session) readOffer(leg Leg, body []byte) (*sdp.SessionDescription, int, mediaInfo, error) {
+	d, err := parseSDP(body)
+	if err != nil {
+		return nil, 0, mediaInfo{}, fmt.Errorf("offer from leg %v: %w", leg, err)
+	}
+	prefer := -1
+	if y := &s.neg[leg]; y.layout != nil {
+		prefer = y.audioIdx
+	}
+	idx, info, err := pickAudio(d, prefer)
+	if err == nil {
+		err = s.checkReach(info)
+	}
+	if err != nil {
+		return nil, 0, mediaInfo{}, fmt.Errorf("offer from leg %v: %w", leg, err)
+	}
+	return d, idx, info, nil
 }
 
 func (s *Session) checkReach(info mediaInfo) error {

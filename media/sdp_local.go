@@ -17,22 +17,11 @@ func (s *Session) AnswerLocal(leg Leg, body []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	d, err := parseSDP(body)
+	d, idx, info, err := s.readOffer(leg, body)
 	if err != nil {
-		return nil, fmt.Errorf("offer from leg %v: %w", leg, err)
+		return nil, err
 	}
 	y := &s.neg[leg]
-	prefer := -1
-	if y.layout != nil {
-		prefer = y.audioIdx
-	}
-	idx, info, err := pickAudio(d, prefer)
-	if err == nil {
-		err = s.checkReach(info)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("offer from leg %v: %w", leg, err)
-	}
 	chosen, ok := info.first(codecKind.audio)
 	if !ok {
 		return nil, fmt.Errorf("offer from leg %v: %w", leg, ErrNoCodec)

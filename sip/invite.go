@@ -54,19 +54,8 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
-	acct, outcome, err := s.auth.check(ctx, req, "Proxy-Authorization")
-	if err != nil {
-		s.log.Error("credential lookup", "error", err)
-		s.respond(tx, req, sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
-		return
-	}
-	switch outcome {
-	case authChallenge, authStale:
-		s.challenge(tx, req, sip.StatusProxyAuthRequired, "Proxy Authentication Required", "Proxy-Authenticate", outcome == authStale)
-		return
-	case authFailed:
-		s.metrics.authFailures.Inc()
-		s.respond(tx, req, sip.StatusForbidden, "Forbidden")
+	acct, ok := s.authenticate(ctx, req, tx, proxyAuth)
+	if !ok {
 		return
 	}
 	s.outbound(req, tx, acct)

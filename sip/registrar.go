@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -18,19 +19,8 @@ import (
 // calls reach a phone behind NAT (over its own TCP connection where it has one).
 func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	ctx := s.ctxOrBackground()
-	acct, outcome, err := s.auth.check(ctx, req, "Authorization")
-	if err != nil {
-		s.log.Error("registrar: credential lookup failed", "error", err)
-		s.respond(tx, req, sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
-		return
-	}
-	switch outcome {
-	case authChallenge, authStale:
-		s.challenge(tx, req, sip.StatusUnauthorized, "Unauthorized", "WWW-Authenticate", outcome == authStale)
-		return
-	case authFailed:
-		s.metrics.authFailures.Inc()
-		s.respond(tx, req, sip.StatusForbidden, "Forbidden")
+	acct, ok := s.authenticate(ctx, req, tx, registrarAuth)
+	if !ok {
 		return
 	}
 	// A user registers its own address of record only.
@@ -157,12 +147,42 @@ func contactKey(u sip.Uri) string {
 	return u.String()
 }
 
-func (s *Server) challenge(tx sip.ServerTransaction, req *sip.Request, code int, reason, header string, stale bool) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	for _, v := range s.auth.challenges(stale) {
-		res.AppendHeader(sip.NewHeader(header, v))
+// authKind is where digest credentials travel: a registrar's 401 with
+// WWW-Authenticate/Authorization, or a proxy's 407 with the Proxy- pair.
+type authKind struct {
+	code                       int
+	reason, challenge, answers string
+}
+
+var (
+	registrarAuth = authKind{sip.StatusUnauthorized, "Unauthorized", "WWW-Authenticate", "Authorization"}
+	proxyAuth     = authKind{sip.StatusProxyAuthRequired, "Proxy Authentication Required", "Proxy-Authenticate", "Proxy-Authorization"}
+)
+
+// authenticate checks req's credentials and answers it itself unless they
+// hold: a challenge (stale=true for an expired nonce), 403 for a wrong
+// password or an unknown user alike, 503 when the store cannot say.
+func (s *Server) authenticate(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, k authKind) (store.SIPAccount, bool) {
+	acct, outcome, err := s.auth.check(ctx, req, k.answers)
+	if err != nil {
+		s.log.Error("credential lookup failed", "method", req.Method, "error", err)
+		s.respond(tx, req, sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
+		return store.SIPAccount{}, false
 	}
-	s.writeResponse(tx, req, res)
+	switch outcome {
+	case authChallenge, authStale:
+		res := sip.NewResponseFromRequest(req, k.code, k.reason, nil)
+		for _, v := range s.auth.challenges(outcome == authStale) {
+			res.AppendHeader(sip.NewHeader(k.challenge, v))
+		}
+		s.writeResponse(tx, req, res)
+		return store.SIPAccount{}, false
+	case authFailed:
+		s.metrics.authFailures.Inc()
+		s.respond(tx, req, sip.StatusForbidden, "Forbidden")
+		return store.SIPAccount{}, false
+	}
+	return acct, true
 }
 
 func warning(text string) sip.Header {
