@@ -22,25 +22,8 @@ import (
 	"github.com/blackbox-gw/blackbox/store"
 	"github.com/blackbox-gw/blackbox/store/objects"
 	"github.com/blackbox-gw/blackbox/store/secrets"
+	"github.com/blackbox-gw/blackbox/store/storetest"
 )
-
-// clock is the settable time of a fixture, shared by store and API.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // fixture is a real SQLite store and file: object store in temp dirs, two
 // tenants (acme with reps ann and ben, manager mia, owner otto; globex with
@@ -50,7 +33,7 @@ type fixture struct {
 	db     *store.DB
 	objs   objects.Store
 	objDir string
-	clock  *clock
+	clock  *storetest.Clock
 	reg    *prometheus.Registry
 	srv    *Server
 	key    []byte
@@ -71,7 +54,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, clock: &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}, users: map[string]store.User{},
+	f := &fixture{t: t, clock: storetest.NewClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)), users: map[string]store.User{},
 		tokens: map[string]string{}, retentionDays: map[string]int{}, reg: prometheus.NewRegistry()}
 	f.db, err = store.Open(ctx, "sqlite:"+filepath.Join(dir, "bb.db"), store.Options{Keyring: kr, Now: f.clock.Now})
 	if err != nil {

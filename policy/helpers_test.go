@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,27 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/storetest"
 )
-
-// clock is a settable time shared by the store and the engine.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 12, 3, 15, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // fixture is one SQLite store in a temp dir with tenant acme and users, and
 // an engine on a policy file.
@@ -44,7 +24,7 @@ type fixture struct {
 	dir     string
 	dsn     string
 	file    string
-	clock   *clock
+	clock   *storetest.Clock
 	db      *store.DB
 	tenant  store.Tenant
 	admin   *store.Scope
@@ -59,7 +39,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func newFixture(t testing.TB, policy string, users ...string) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{t: t, dir: t.TempDir(), clock: newClock(), users: map[string]store.User{}, numbers: map[string][]string{}}
+	f := &fixture{t: t, dir: t.TempDir(), clock: storetest.NewClock(time.Date(2026, 12, 3, 15, 0, 0, 0, time.UTC)), users: map[string]store.User{}, numbers: map[string][]string{}}
 	f.dsn = "sqlite:" + filepath.Join(f.dir, "bb.db")
 	f.file = filepath.Join(f.dir, "policy.yaml")
 	if err := os.WriteFile(f.file, []byte(policy), 0o600); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/blackbox-gw/blackbox/store"
 	"github.com/blackbox-gw/blackbox/store/jobs"
 	"github.com/blackbox-gw/blackbox/store/objects"
+	"github.com/blackbox-gw/blackbox/store/storetest"
 )
 
 // env is a database with two tenants, an object store and a spool dir.
@@ -43,28 +44,12 @@ func newEnv(t testing.TB) *env { return openEnv(t, t.TempDir()) }
 func openEnv(t testing.TB, dir string) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "bb.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	tenants, err := db.Tenants(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(tenants) == 0 {
-		for _, name := range []string{"acme", "globex"} {
-			if _, err := db.CreateTenant(ctx, name, "US"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		tenants, _ = db.Tenants(ctx)
-	}
+	db := storetest.Open(t, "sqlite:"+filepath.Join(dir, "bb.db"), store.Options{})
+	ta, tb := storetest.TwoTenants(t, db)
 	objs, err := objects.Open(ctx, "file:"+filepath.Join(dir, "objects"), objects.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ta, tb := tenants[0], tenants[1] // by name: acme, globex
 	return &env{db: db, dir: dir, spool: filepath.Join(dir, "spool"), objs: objs, tenantA: ta.ID, tenantB: tb.ID,
 		scopeA: db.In(store.System(ta.ID)), scopeB: db.In(store.System(tb.ID))}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,32 +14,15 @@ import (
 
 	"github.com/blackbox-gw/blackbox/store"
 	"github.com/blackbox-gw/blackbox/store/secrets"
+	"github.com/blackbox-gw/blackbox/store/storetest"
 )
-
-// clock is a settable time source shared by the store under test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // clocked opens a store on a test clock with tenants acme and globex and
 // returns their operator scopes.
 type clocked struct {
 	db     *store.DB
 	path   string
-	clock  *clock
+	clock  *storetest.Clock
 	a, b   *store.Scope
 	ta, tb store.Tenant
 }
@@ -53,7 +35,7 @@ func openClocked(t *testing.T) *clocked {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clocked{clock: &clock{t: time.UnixMilli(1_750_000_000_000).UTC()}}
+	c := &clocked{clock: storetest.NewClock(time.UnixMilli(1_750_000_000_000).UTC())}
 	h := newHarness(t, suiteBackend)
 	c.path = h.path
 	c.db, err = store.Open(ctx, h.dsn, store.Options{Keyring: kr, Now: c.clock.Now})

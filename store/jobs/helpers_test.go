@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/blackbox-gw/blackbox/store"
-	"github.com/blackbox-gw/blackbox/store/pgtest"
+	"github.com/blackbox-gw/blackbox/store/storetest"
 )
 
 // env is a store with two tenants.
@@ -28,41 +27,18 @@ type env struct {
 
 // newEnv is a fresh SQLite store: the tests that are not about the
 // database run on it alone.
-func newEnv(t testing.TB) *env { return openEnv(t, sqliteDSN(t)) }
+func newEnv(t testing.TB) *env { return openEnv(t, storetest.SQLiteDSN(t)) }
 
-func sqliteDSN(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "bb.db") }
-
-// backends runs fn once on a fresh SQLite store and once on a fresh
-// Postgres database (the production-shaped DSN: gateway role, migrations
-// as the owner); Postgres skips loudly where it is not installed.
-func backends(t *testing.T, fn func(t *testing.T, dsn string)) {
-	t.Run("sqlite", func(t *testing.T) { fn(t, sqliteDSN(t)) })
-	t.Run("postgres", func(t *testing.T) { fn(t, pgtest.New(t).DSN) })
-}
+// backends runs fn on a fresh SQLite store and a fresh Postgres database.
+func backends(t *testing.T, fn func(t *testing.T, dsn string)) { storetest.Backends(t, fn) }
 
 // openEnv opens (migrating on first use) the store at dsn, with tenants
 // acme and globex.
 func openEnv(t testing.TB, dsn string) *env {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ts, err := db.Tenants(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ts) == 0 {
-		for _, n := range []string{"acme", "globex"} {
-			if _, err := db.CreateTenant(ctx, n, "US"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		ts, _ = db.Tenants(ctx)
-	}
-	return &env{dsn: dsn, db: db, scopeA: db.In(store.System(ts[0].ID)), scopeB: db.In(store.System(ts[1].ID))}
+	db := storetest.Open(t, dsn, store.Options{})
+	a, b := storetest.TwoTenants(t, db)
+	return &env{dsn: dsn, db: db, scopeA: db.In(store.System(a.ID)), scopeB: db.In(store.System(b.ID))}
 }
 
 func testLogger() *slog.Logger {
