@@ -104,7 +104,7 @@ func startBaresip(t *testing.T, o BaresipOptions) *Baresip {
 	dir := filepath.Join(workDir(t), fmt.Sprintf("baresip-%s-%d", o.User, sippSeq.Add(1)))
 	b := &Baresip{
 		Dir:       dir,
-		SIPAddr:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		SIPAddr:   fmt.Sprintf("127.0.0.1:%d", freePortPair(t)), // TLS takes the next port
 		DumpDir:   filepath.Join(dir, "dump"),
 		done:      make(chan struct{}),
 		output:    &syncBuffer{},

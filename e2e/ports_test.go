@@ -62,6 +62,25 @@ func freePort(t testing.TB) int {
 	return 0
 }
 
+// freePortPair returns a port p free for UDP and TCP whose next port is
+// free too: baresip listens for SIP over TLS on p+1.
+func freePortPair(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		p := freePort(t)
+		l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", p+1))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		if claim(p + 1) {
+			return p
+		}
+	}
+	t.Fatal("free port pair: none after 100 tries")
+	return 0
+}
+
 // freeUDPPort returns a UDP port free on 127.0.0.1 (SIPp's control port).
 func freeUDPPort(t testing.TB) int {
 	t.Helper()
