@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -261,6 +262,104 @@ func TestOutboundRTPTimeout(t *testing.T) {
 	c := waitCall(t, g, "acme", func(c store.Call) bool { return !c.EndAt.IsZero() })
 	if c.EndReason != "rtp_timeout" || c.HangupBy != "system" {
 		t.Fatalf("record %+v", c)
+	}
+	waitPortsFree(t, g)
+}
+
+// A rep puts the call on hold and resumes it: each re-INVITE is
+// renegotiated through the media session and sent to the trunk as
+// Blackbox's own request; the direction passes through both ways.
+func TestHoldAndResume(t *testing.T) {
+	g := startGateway(t, gatewayOptions{rtpPorts: [2]int{32800, 32899}})
+	tr := newTrunk(t, "127.0.0.2")
+	reinvites := make(chan *sip.Request, 4)
+	g.provisionOutbound(t, tr)
+	p := newPhone(t)
+	rep := newRTPPeer(t, "127.0.0.1")
+	d, err := p.dial(t, g, "alice", "alice-secret-pw", "4155550111", rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trunkSide := <-tr.sessions
+	waitConsent(t, g, "acme")                                          // until then an offer meets 491: the answer is still settling
+	tr.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) { // in-dialog from now on
+		reinvites <- req
+		body := strings.Replace(string(tr.rtp.sdp()), "a=sendrecv", "a=recvonly", 1)
+		if !strings.Contains(string(req.Body()), "a=sendonly") {
+			body = string(tr.rtp.sdp())
+		}
+		res := sip.NewResponseFromRequest(req, 200, "OK", []byte(body))
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		res.AppendHeader(sip.HeaderClone(trunkSide.InviteResponse.Contact()))
+		_ = tx.Respond(res)
+	})
+	for _, dir := range []string{"sendonly", "sendrecv"} {
+		offer := strings.Replace(string(rep.sdp()), "a=sendrecv", "a="+dir, 1)
+		req := sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address)
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody([]byte(offer))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := d.Do(ctx, req)
+		cancel()
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("re-INVITE (%s): %v %v", dir, res, err)
+		}
+		ack := sip.NewRequest(sip.ACK, d.InviteResponse.Contact().Address)
+		ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
+		if err := d.WriteRequest(ack); err != nil {
+			t.Fatal(err)
+		}
+		var got *sip.Request
+		select {
+		case got = <-reinvites:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the trunk got no re-INVITE for %s", dir)
+		}
+		if !strings.Contains(string(got.Body()), "a="+dir) {
+			t.Fatalf("the trunk's re-INVITE lost the %s direction:\n%s", dir, got.Body())
+		}
+		want := map[string]string{"sendonly": "a=recvonly", "sendrecv": "a=sendrecv"}[dir]
+		if !strings.Contains(string(res.Body()), want) {
+			t.Fatalf("the rep's 200 to %s should say %s:\n%s", dir, want, res.Body())
+		}
+		if mediaAddr(t, res.Body()) != mediaAddr(t, d.InviteResponse.Body()) {
+			t.Fatal("the rep's leg moved to another port on renegotiation")
+		}
+	}
+	// Resumed: audio flows again both ways.
+	legA := mediaAddr(t, d.InviteResponse.Body())
+	rep.send(t, legA, 20, 0x66)
+	tr.rtp.waitPackets(t, 0x66, 15)
+}
+
+// An authenticated INVITE whose SDP cannot be read gets 488, and nothing
+// is left behind.
+func TestMalformedSDP(t *testing.T) {
+	g := startGateway(t, gatewayOptions{rtpPorts: [2]int{32900, 32999}})
+	tr := newTrunk(t, "127.0.0.2")
+	g.provisionOutbound(t, tr)
+	p := newPhone(t)
+	dua := &sipgo.DialogUA{Client: p.cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: "127.0.0.1", Port: 5999}}}
+	for _, body := range []string{"v=0\r\nthis is not sdp\r\n", "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\n"} {
+		req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "4155550111", Host: "127.0.0.1", Port: int(g.udp.Port())})
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody([]byte(body))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		d, err := dua.WriteInvite(ctx, req)
+		if err == nil {
+			err = d.WaitAnswer(ctx, sipgo.AnswerOptions{Username: "alice", Password: "alice-secret-pw"})
+		}
+		cancel()
+		var dr *sipgo.ErrDialogResponse
+		if !errors.As(err, &dr) || dr.Res.StatusCode != 488 {
+			t.Fatalf("SDP %q: want 488, got %v", body, err)
+		}
+	}
+	tr.mu.Lock()
+	n := len(tr.invites)
+	tr.mu.Unlock()
+	if n != 0 {
+		t.Fatal("an unusable offer reached the trunk")
 	}
 	waitPortsFree(t, g)
 }

@@ -182,8 +182,10 @@ func (c *Call) request(ctx context.Context, leg media.Leg, method sip.RequestMet
 	return res, nil
 }
 
-// respondInDialog answers a re-INVITE or UPDATE with 200 and, for INVITE,
-// retransmits over UDP until the ACK arrives.
+// respondInDialog answers a re-INVITE or UPDATE with 200. For INVITE it
+// then waits for the ACK in the background (retransmitting over UDP), so the
+// offer/answer exchange, complete once the answer is sent, does not hold the
+// call's next negotiation hostage to the ACK's arrival.
 func (c *Call) respondInDialog(tx sip.ServerTransaction, req *sip.Request, leg media.Leg, sdp []byte, invite bool) {
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", sdp)
 	if len(sdp) > 0 {
@@ -198,31 +200,39 @@ func (c *Call) respondInDialog(tx sip.ServerTransaction, req *sip.Request, leg m
 	acked := make(chan struct{})
 	key := ackKey(leg, req.CSeq().SeqNo)
 	c.acks.Store(key, acked)
-	defer c.acks.Delete(key)
 	c.srv.writeResponse(tx, req, res)
-	if sip.IsReliable(req.Transport()) {
-		select {
-		case <-acked:
-		case <-time.After(64 * sip.T1):
-			c.hangup(endNoAck, "system")
-		case <-c.done:
-		}
-		return
-	}
+	c.srv.wg.Add(1)
+	go func() {
+		defer c.srv.wg.Done()
+		defer c.acks.Delete(key)
+		c.awaitAck(tx, res, acked, sip.IsReliable(req.Transport()))
+	}()
+}
+
+// awaitAck waits up to 64*T1 for the ACK of a re-INVITE's 2xx,
+// retransmitting it over unreliable transports; without an ACK the session
+// is ended (RFC 3261 section 13.3.1.4).
+func (c *Call) awaitAck(tx sip.ServerTransaction, res *sip.Response, acked <-chan struct{}, reliable bool) {
+	deadline := time.NewTimer(64 * sip.T1)
+	defer deadline.Stop()
 	interval := sip.T1
-	deadline := time.After(64 * sip.T1)
+	retransmit := time.NewTimer(interval)
+	defer retransmit.Stop()
 	for {
 		select {
 		case <-acked:
 			return
 		case <-c.done:
 			return
-		case <-deadline:
+		case <-deadline.C:
 			c.hangup(endNoAck, "system")
 			return
-		case <-time.After(interval):
-			_ = tx.Respond(res)
+		case <-retransmit.C:
+			if !reliable {
+				_ = tx.Respond(res)
+			}
 			interval = min(2*interval, sip.T2)
+			retransmit.Reset(interval)
 		}
 	}
 }
