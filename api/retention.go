@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/jobs"
 	"github.com/blackbox-gw/blackbox/store/objects"
 )
 
@@ -21,7 +22,12 @@ type RetentionOptions struct {
 	// less keeps its recordings forever. Nil: every tenant keeps forever
 	// (the sweep then only completes deletions that began earlier).
 	RetentionDays func(tenantName string) int
-	// Interval between sweeps of Run (default 24h).
+	// Jobs runs each tenant's daily sweep as a durable job (retried, dead-
+	// lettered, rescued from a dead node); required by Run.
+	Jobs *jobs.Client
+	// Interval is how often Run makes sure today's sweeps are enqueued
+	// (default 1h; a sweep runs once per tenant and UTC day whatever the
+	// number of nodes or ticks).
 	Interval   time.Duration
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -50,7 +56,7 @@ func NewRetention(opts RetentionOptions) (*Retention, error) {
 		return nil, errors.New("retention: Interval must not be negative")
 	}
 	if opts.Interval == 0 {
-		opts.Interval = 24 * time.Hour
+		opts.Interval = time.Hour
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -69,6 +75,11 @@ func NewRetention(opts RetentionOptions) (*Retention, error) {
 			Name: "blackbox_retention_failures_total",
 			Help: "Recording deletions that failed and wait for the next sweep.",
 		}),
+	}
+	if opts.Jobs != nil {
+		if err := r.registerJobs(opts.Jobs); err != nil {
+			return nil, fmt.Errorf("retention: %w", err)
+		}
 	}
 	if opts.Registerer != nil {
 		for _, c := range []prometheus.Collector{r.deleted, r.failed} {
@@ -189,14 +200,44 @@ func (r *Retention) SweepTenant(ctx context.Context, t store.Tenant) (SweepResul
 	return res, errors.Join(errs...)
 }
 
-// Run sweeps at once and then every Interval until ctx ends. It is the
-// simple runner until durable jobs (store/jobs) schedule Sweep instead.
+// RetentionArgs is one tenant's retention sweep for one UTC day, a durable
+// job: the tenant comes from the job's scope, the day makes it unique.
+type RetentionArgs struct {
+	Day string `json:"day"`
+}
+
+// Kind names the job kind.
+func (RetentionArgs) Kind() string { return "retention.sweep" }
+
+// registerJobs makes the sweep a durable job kind.
+func (r *Retention) registerJobs(c *jobs.Client) error {
+	return jobs.Register(c, jobs.Kind[RetentionArgs]{
+		Work: func(ctx context.Context, j jobs.Job[RetentionArgs]) error {
+			t, err := j.Scope.Tenant(ctx)
+			if err != nil {
+				return err
+			}
+			res, err := r.SweepTenant(ctx, t)
+			r.log.Info("retention sweep", "tenant", t.Name, "day", j.Args.Day, "deleted", res.Deleted,
+				"resumed", res.Resumed, "held", res.Held, "failed", res.Failed)
+			return err
+		},
+	})
+}
+
+// Run enqueues today's sweep of every tenant now and on each tick, until
+// ctx is done. Every node may run it: a sweep is unique per tenant and day,
+// so exactly one job runs it, on whichever node takes it (and on another
+// if that node dies).
 func (r *Retention) Run(ctx context.Context) error {
+	if r.opts.Jobs == nil {
+		return errors.New("retention: Run needs Options.Jobs")
+	}
 	t := time.NewTicker(r.opts.Interval)
 	defer t.Stop()
 	for {
-		if _, err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
-			r.log.Error("retention sweep incomplete; the next sweep retries", "error", err)
+		if err := r.enqueueToday(ctx); err != nil && ctx.Err() == nil {
+			r.log.Error("retention: enqueueing today's sweeps failed; the next tick retries", "error", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -204,6 +245,22 @@ func (r *Retention) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+func (r *Retention) enqueueToday(ctx context.Context) error {
+	day := r.opts.Now().UTC().Format(time.DateOnly)
+	tenants, err := r.opts.DB.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range tenants {
+		if _, _, err := jobs.Enqueue(ctx, r.opts.Jobs, r.opts.DB.In(store.System(t.ID)), "retention:"+day,
+			RetentionArgs{Day: day}, jobs.EnqueueOptions{}); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", t.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // deleteRecording begins a deletion (hold and policy checks in the store),

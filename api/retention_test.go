@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blackbox-gw/blackbox/store"
+	"github.com/blackbox-gw/blackbox/store/jobs"
 	"github.com/blackbox-gw/blackbox/store/objects"
 )
 
@@ -177,17 +178,25 @@ func TestOwnerDeletion(t *testing.T) {
 	}
 }
 
-// Run sweeps at once, then on its ticker, and stops with its context.
+// Run enqueues each tenant's sweep of the day as a durable job, at once and
+// on its ticker; the job runs it once per day; Run stops with its context.
 func TestRetentionRun(t *testing.T) {
 	f := newFixture(t)
 	f.setRetention("acme", 1)
 	old := f.record("ann", f.clock.Now().Add(-2*day), 100)
+	jc, err := jobs.New(jobs.Options{DB: f.db, Node: "test", PollInterval: 20 * time.Millisecond, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := NewRetention(RetentionOptions{DB: f.db, Objects: f.objs, RetentionDays: f.retention, Now: f.clock.Now,
-		Logger: discardLogger(), Interval: 10 * time.Millisecond})
+		Logger: discardLogger(), Interval: 10 * time.Millisecond, Jobs: jc})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	jobsDone := make(chan error, 1)
+	go func() { jobsDone <- jc.Run(ctx) }()
+	defer func() { cancel(); <-jobsDone }()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	deadline := time.Now().Add(5 * time.Second)

@@ -109,7 +109,22 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("recorder: %w", err)
 	}
-	// Uploads run as durable jobs. The queue stops after the recorder (defers
+	pol, err := policy.NewEngine(policy.Options{
+		File:       cfg.Policy.File,
+		Counters:   db,
+		Logger:     log,
+		Registerer: reg,
+		Node:       cfg.Node,
+	})
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	retention, err := api.NewRetention(api.RetentionOptions{DB: db, Objects: objs, RetentionDays: pol.RetentionDays,
+		Jobs: jc, Logger: log.With("component", "retention"), Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	// Uploads and retention sweeps run as durable jobs. The queue stops after the recorder (defers
 	// run last-first), so uploads queued by calls ending during the drain
 	// still start; a running one gets jobs' stop grace and otherwise goes
 	// back to the queue for the next start.
@@ -136,16 +151,6 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 		return fmt.Errorf("consent prompt: %w", err)
 	}
 
-	pol, err := policy.NewEngine(policy.Options{
-		File:       cfg.Policy.File,
-		Counters:   db,
-		Logger:     log,
-		Registerer: reg,
-		Node:       cfg.Node,
-	})
-	if err != nil {
-		return fmt.Errorf("policy: %w", err)
-	}
 	polCtx, stopPol := context.WithCancel(context.Background())
 	defer stopPol()
 	go func() { _ = pol.Run(polCtx) }()
@@ -224,11 +229,6 @@ func runServe(ctx context.Context, env *cli, args []string) error {
 		Logger: log.With("component", "api"), Registerer: reg})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
-	}
-	retention, err := api.NewRetention(api.RetentionOptions{DB: db, Objects: objs, RetentionDays: pol.RetentionDays,
-		Logger: log.With("component", "retention"), Registerer: reg})
-	if err != nil {
-		return fmt.Errorf("retention: %w", err)
 	}
 	retCtx, stopRet := context.WithCancel(context.Background())
 	retDone := make(chan struct{})
