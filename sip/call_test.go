@@ -281,8 +281,8 @@ func TestHoldAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	trunkSide := <-tr.sessions
-	waitConsent(t, g, "acme")                                          // until then an offer meets 491: the answer is still settling
-	tr.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) { // in-dialog from now on
+	waitConsent(t, g, "acme") // until then an offer meets 491: the answer is still settling
+	onReinvite := func(req *sip.Request, tx sip.ServerTransaction) {
 		reinvites <- req
 		body := strings.Replace(string(tr.rtp.sdp()), "a=sendrecv", "a=recvonly", 1)
 		if !strings.Contains(string(req.Body()), "a=sendonly") {
@@ -292,7 +292,8 @@ func TestHoldAndResume(t *testing.T) {
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		res.AppendHeader(sip.HeaderClone(trunkSide.InviteResponse.Contact()))
 		_ = tx.Respond(res)
-	})
+	}
+	tr.reinvite.Store(&onReinvite)
 	for _, dir := range []string{"sendonly", "sendrecv"} {
 		offer := strings.Replace(string(rep.sdp()), "a=sendrecv", "a="+dir, 1)
 		req := sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address)

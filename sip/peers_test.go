@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,6 +153,7 @@ type trunk struct {
 	invites []*sip.Request
 	// behaviour
 	answer   func(d *sipgo.DialogServerSession, req *sip.Request)
+	reinvite atomic.Pointer[func(req *sip.Request, tx sip.ServerTransaction)] // in-dialog INVITEs
 	sessions chan *sipgo.DialogServerSession
 	byes     chan *sip.Request
 }
@@ -170,6 +172,12 @@ func newTrunk(t *testing.T, ip string) *trunk {
 	tr.dua = &sipgo.DialogUA{Client: cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: ip, Port: int(tr.addr.Port())}}, RewriteContact: true}
 	var dialogs sync.Map
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		if _, inDialog := req.To().Params.Get("tag"); inDialog {
+			if h := tr.reinvite.Load(); h != nil {
+				(*h)(req, tx)
+			}
+			return
+		}
 		tr.mu.Lock()
 		tr.invites = append(tr.invites, req)
 		tr.mu.Unlock()
