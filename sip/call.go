@@ -210,6 +210,7 @@ func (c *Call) finish(reason, by string, aCode, bCode int) {
 	c.log.Info("call ended", "reason", rec.EndReason, "hangup_by", rec.HangupBy, "a_code", rec.ACode, "b_code", rec.BCode,
 		"duration", durationOf(rec))
 	close(c.done)
+	c.srv.wg.Done() // taken in admit
 }
 
 func durationOf(r store.Call) time.Duration {

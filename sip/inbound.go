@@ -95,7 +95,6 @@ func (s *Server) inbound(req *sip.Request, tx sip.ServerTransaction, trunks []st
 		_ = s.opts.Policy.Finish(ctx, d.Ticket, policy.Outcome{})
 		return
 	}
-	defer s.wg.Done()
 	_ = a.Respond(sip.StatusTrying, "Trying", nil)
 
 	bindings, err := scope.Bindings(ctx, num.UserID)

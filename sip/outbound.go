@@ -105,7 +105,6 @@ func (s *Server) placeOutbound(req *sip.Request, tx sip.ServerTransaction, scope
 		release()
 		return
 	}
-	defer s.wg.Done()
 	_ = a.Respond(sip.StatusTrying, "Trying", nil)
 
 	offerB, code := c.openMedia(req.Body())
@@ -146,15 +145,25 @@ func (s *Server) placeOutbound(req *sip.Request, tx sip.ServerTransaction, scope
 	c.answered()
 }
 
-// admit registers a new call, or refuses it when the node is full.
+// admit registers a new call, or refuses it (the node is draining, or the
+// store cannot record it). An admitted call holds the server's wait group
+// until finish, so Drain waits for it.
 func (s *Server) admit(c *Call, req *sip.Request, tx sip.ServerTransaction) bool {
 	ctx := s.ctxOrBackground()
+	s.admitMu.Lock()
+	if s.draining.Load() {
+		s.admitMu.Unlock()
+		_ = c.a.Respond(sip.StatusServiceUnavailable, "Service Unavailable", nil, retryAfter(30*time.Second))
+		return false
+	}
+	s.wg.Add(1)
+	s.admitMu.Unlock()
 	if err := c.scope.InsertCall(ctx, c.rec); err != nil {
+		s.wg.Done()
 		c.log.Error("insert call record", "error", err)
 		_ = c.a.Respond(sip.StatusServiceUnavailable, "Service Unavailable", nil, retryAfter(5*time.Second))
 		return false
 	}
-	s.wg.Add(1)
 	s.calls.add(c)
 	s.calls.bind(c, c.a.ID)
 	s.metrics.callsActive.WithLabelValues(string(c.rec.Direction)).Inc()

@@ -132,8 +132,9 @@ type Server struct {
 	udpLocal sip.Addr
 
 	ctx      context.Context // server lifetime, set by Serve
+	admitMu  sync.Mutex      // orders admitting a call against Drain starting to wait
 	draining atomic.Bool
-	wg       sync.WaitGroup // call goroutines
+	wg       sync.WaitGroup // calls, from admit to finish, and their goroutines
 	ready    chan struct{}
 }
 
@@ -380,7 +381,9 @@ func (s *Server) ActiveCalls() int { return s.calls.count() }
 // Drain refuses new calls and waits until the calls in progress end or ctx
 // is done; then it hangs the rest up.
 func (s *Server) Drain(ctx context.Context) {
+	s.admitMu.Lock()
 	s.draining.Store(true)
+	s.admitMu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
