@@ -74,7 +74,7 @@ func TestPaginationAndFilters(t *testing.T) {
 	var got []string
 	cursor := ""
 	for pages := 0; ; pages++ {
-		l := decodeInto[list[callView]](t, f.do("mia", "GET", "/v1/calls?limit=2&cursor="+cursor, nil))
+		l := decodeInto[list[CallView]](t, f.do("mia", "GET", "/v1/calls?limit=2&cursor="+cursor, nil))
 		for _, c := range l.Items {
 			got = append(got, c.ID)
 		}
@@ -89,15 +89,15 @@ func TestPaginationAndFilters(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join([]string{ids[4], ids[3], ids[2], ids[1], ids[0]}, ",") {
 		t.Fatalf("pages %v, want newest first %v", got, ids)
 	}
-	ann := decodeInto[list[callView]](t, f.do("mia", "GET", "/v1/calls?user=ann", nil))
+	ann := decodeInto[list[CallView]](t, f.do("mia", "GET", "/v1/calls?user=ann", nil))
 	if len(ann.Items) != 3 {
 		t.Fatalf("ann's calls: %d", len(ann.Items))
 	}
 	since := f.clock.Now().Add(150 * time.Second).Format(time.RFC3339)
-	if l := decodeInto[list[callView]](t, f.do("mia", "GET", "/v1/calls?since="+since, nil)); len(l.Items) != 2 {
+	if l := decodeInto[list[CallView]](t, f.do("mia", "GET", "/v1/calls?since="+since, nil)); len(l.Items) != 2 {
 		t.Fatalf("since: %d", len(l.Items))
 	}
-	if l := decodeInto[list[recordingView]](t, f.do("ann", "GET", "/v1/recordings", nil)); len(l.Items) != 3 {
+	if l := decodeInto[list[RecordingView]](t, f.do("ann", "GET", "/v1/recordings", nil)); len(l.Items) != 3 {
 		t.Fatalf("ann's recordings: %d", len(l.Items))
 	}
 }

@@ -103,7 +103,7 @@ func (s *Server) listCalls(q *req) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(q.w, http.StatusOK, newList(calls, limit, viewCall, callID))
+	return writeJSON(q.w, http.StatusOK, newList(calls, limit, ViewCall, callID))
 }
 
 // callQuery reads the paging and time window every call list shares.
@@ -133,7 +133,7 @@ func (s *Server) liveCalls(q *req) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(q.w, http.StatusOK, newList(calls, limit, viewCall, callID))
+	return writeJSON(q.w, http.StatusOK, newList(calls, limit, ViewCall, callID))
 }
 
 func (s *Server) getCall(q *req) error {
@@ -141,7 +141,7 @@ func (s *Server) getCall(q *req) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(q.w, http.StatusOK, viewCall(c))
+	return writeJSON(q.w, http.StatusOK, ViewCall(c))
 }
 
 // reasonBody is the body of every deletion and hold: why, in words.
@@ -170,7 +170,7 @@ func (s *Server) callRecordings(q *req) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(q.w, http.StatusOK, newList(recs, 0, viewRecording, recordingID))
+	return writeJSON(q.w, http.StatusOK, newList(recs, 0, ViewRecording, recordingID))
 }
 
 func (s *Server) callConsent(q *req) error {

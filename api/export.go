@@ -22,7 +22,7 @@ type exportRecording struct {
 }
 
 type exportCall struct {
-	callView
+	CallView
 	Recordings []exportRecording `json:"recordings"`
 }
 
@@ -85,7 +85,7 @@ func (s *Server) exportCalls(q *req) error {
 				s.log.Error("export cut short", "tenant", t.Name, "error", err)
 				return nil
 			}
-			ec := exportCall{callView: viewCall(c), Recordings: make([]exportRecording, 0, len(recs))}
+			ec := exportCall{CallView: ViewCall(c), Recordings: make([]exportRecording, 0, len(recs))}
 			for _, r := range recs {
 				ec.Recordings = append(ec.Recordings, exportRecording{ID: r.ID, State: string(r.State), SHA256: r.SHA256, DurationMS: r.Duration.Milliseconds()})
 			}

@@ -20,7 +20,7 @@ func (s *Server) listRecordings(q *req) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(q.w, http.StatusOK, newList(recs, limit, viewRecording, recordingID))
+	return writeJSON(q.w, http.StatusOK, newList(recs, limit, ViewRecording, recordingID))
 }
 
 func (s *Server) getRecording(q *req) error {
@@ -28,7 +28,7 @@ func (s *Server) getRecording(q *req) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(q.w, http.StatusOK, viewRecording(rec))
+	return writeJSON(q.w, http.StatusOK, ViewRecording(rec))
 }
 
 // deleteRecording is an owner's deletion within policy: refused under a

@@ -18,7 +18,8 @@ func optTime(t time.Time) *time.Time {
 	return &t
 }
 
-type callView struct {
+// CallView is a call as the API shows it (the CLI adds operator fields).
+type CallView struct {
 	ID        string     `json:"id"`
 	UserID    string     `json:"user_id,omitempty"`
 	Direction string     `json:"direction"`
@@ -35,15 +36,18 @@ type callView struct {
 	HangupBy  string     `json:"hangup_by,omitempty"`
 }
 
-func viewCall(c store.Call) callView {
-	return callView{ID: c.ID, UserID: c.UserID, Direction: string(c.Direction), Caller: c.Caller, Callee: c.Callee, TrunkID: c.TrunkID,
+// ViewCall is the API's view of c.
+func ViewCall(c store.Call) CallView {
+	return CallView{ID: c.ID, UserID: c.UserID, Direction: string(c.Direction), Caller: c.Caller, Callee: c.Callee, TrunkID: c.TrunkID,
 		InviteAt: c.InviteAt.UTC(), RingingAt: optTime(c.RingingAt), AnswerAt: optTime(c.AnswerAt), EndAt: optTime(c.EndAt),
 		EndReason: c.EndReason, ACode: c.ACode, BCode: c.BCode, HangupBy: c.HangupBy}
 }
 
 func callID(c store.Call) string { return c.ID }
 
-type recordingView struct {
+// RecordingView is a recording as the API shows it (the CLI adds operator
+// fields).
+type RecordingView struct {
 	ID          string     `json:"id"`
 	CallID      string     `json:"call_id"`
 	State       string     `json:"state"`
@@ -61,8 +65,9 @@ type recordingView struct {
 	AudioPath   string     `json:"audio_path,omitempty"`
 }
 
-func viewRecording(r store.Recording) recordingView {
-	v := recordingView{ID: r.ID, CallID: r.CallID, State: string(r.State), Truncated: r.Truncated, SHA256: r.SHA256,
+// ViewRecording is the API's view of r.
+func ViewRecording(r store.Recording) RecordingView {
+	v := RecordingView{ID: r.ID, CallID: r.CallID, State: string(r.State), Truncated: r.Truncated, SHA256: r.SHA256,
 		AudioSHA256: r.AudioSHA256, SizeBytes: r.SizeBytes, DurationMS: r.Duration.Milliseconds(), Channels: r.Channels,
 		Codec: r.Codec, SampleRate: r.SampleRate, StartedAt: r.StartedAt.UTC(), EndedAt: optTime(r.EndedAt), StoredAt: optTime(r.StoredAt)}
 	if r.State == store.RecordingStored {

@@ -8,35 +8,17 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/blackbox-gw/blackbox/api"
 	"github.com/blackbox-gw/blackbox/store"
 )
 
-// callJSON is the stable JSON shape of `calls list --json`.
+// callJSON is the stable JSON shape of `calls list --json`: the API's view
+// of a call plus what only operators see.
 type callJSON struct {
-	ID        string     `json:"id"`
-	UserID    string     `json:"user_id,omitempty"`
-	Direction string     `json:"direction"`
-	Caller    string     `json:"caller"`
-	Callee    string     `json:"callee"`
-	TrunkID   string     `json:"trunk_id,omitempty"`
-	ACallID   string     `json:"a_call_id"`
-	BCallID   string     `json:"b_call_id,omitempty"`
-	InviteAt  time.Time  `json:"invite_at"`
-	RingingAt *time.Time `json:"ringing_at,omitempty"`
-	AnswerAt  *time.Time `json:"answer_at,omitempty"`
-	EndAt     *time.Time `json:"end_at,omitempty"`
-	EndReason string     `json:"end_reason,omitempty"`
-	ACode     int        `json:"a_code,omitempty"`
-	BCode     int        `json:"b_code,omitempty"`
-	HangupBy  string     `json:"hangup_by,omitempty"`
-	Node      string     `json:"node,omitempty"`
-}
-
-func optTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
+	api.CallView
+	ACallID string `json:"a_call_id"`
+	BCallID string `json:"b_call_id,omitempty"`
+	Node    string `json:"node,omitempty"`
 }
 
 func runCallsList(ctx context.Context, env *cli, args []string) error {
@@ -58,10 +40,7 @@ func runCallsList(ctx context.Context, env *cli, args []string) error {
 	if *asJSON {
 		out := make([]callJSON, 0, len(calls))
 		for _, c := range calls {
-			out = append(out, callJSON{ID: c.ID, UserID: c.UserID, Direction: string(c.Direction), Caller: c.Caller, Callee: c.Callee,
-				TrunkID: c.TrunkID, ACallID: c.ACallID, BCallID: c.BCallID, InviteAt: c.InviteAt, RingingAt: optTime(c.RingingAt),
-				AnswerAt: optTime(c.AnswerAt), EndAt: optTime(c.EndAt), EndReason: c.EndReason, ACode: c.ACode, BCode: c.BCode,
-				HangupBy: c.HangupBy, Node: c.Node})
+			out = append(out, callJSON{CallView: api.ViewCall(c), ACallID: c.ACallID, BCallID: c.BCallID, Node: c.Node})
 		}
 		return writeJSON(env.stdout, out)
 	}
@@ -127,4 +106,12 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// optTime is nil for the zero time, so JSON leaves out what has not happened.
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }

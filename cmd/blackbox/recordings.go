@@ -7,31 +7,21 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/blackbox-gw/blackbox/api"
 	"github.com/blackbox-gw/blackbox/recorder"
 	"github.com/blackbox-gw/blackbox/store"
 	"github.com/blackbox-gw/blackbox/store/objects"
 )
 
-// recordingJSON is the stable JSON shape of `recordings list --json`.
+// recordingJSON is the stable JSON shape of `recordings list --json`: the
+// API's view of a recording plus what only operators see.
 type recordingJSON struct {
-	ID         string     `json:"id"`
-	CallID     string     `json:"call_id"`
-	State      string     `json:"state"`
-	Truncated  bool       `json:"truncated"`
-	SHA256     string     `json:"sha256,omitempty"`
-	SizeBytes  int64      `json:"size_bytes"`
-	DurationMS int64      `json:"duration_ms"`
-	Channels   []string   `json:"channels"`
-	Codec      string     `json:"codec,omitempty"`
-	SampleRate int        `json:"sample_rate,omitempty"`
-	Provider   string     `json:"provider"`
-	ProviderID string     `json:"provider_recording_id"`
-	Attempts   int        `json:"attempts"`
-	LastError  string     `json:"last_error,omitempty"`
-	Node       string     `json:"node,omitempty"`
-	StartedAt  time.Time  `json:"started_at"`
-	EndedAt    *time.Time `json:"ended_at,omitempty"`
-	StoredAt   *time.Time `json:"stored_at,omitempty"`
+	api.RecordingView
+	Provider   string `json:"provider"`
+	ProviderID string `json:"provider_recording_id"`
+	Attempts   int    `json:"attempts"`
+	LastError  string `json:"last_error,omitempty"`
+	Node       string `json:"node,omitempty"`
 }
 
 func runRecordingsList(ctx context.Context, env *cli, args []string) error {
@@ -55,10 +45,8 @@ func runRecordingsList(ctx context.Context, env *cli, args []string) error {
 	if *asJSON {
 		out := make([]recordingJSON, 0, len(rs))
 		for _, r := range rs {
-			out = append(out, recordingJSON{ID: r.ID, CallID: r.CallID, State: string(r.State), Truncated: r.Truncated, SHA256: r.SHA256,
-				SizeBytes: r.SizeBytes, DurationMS: r.Duration.Milliseconds(), Channels: r.Channels, Codec: r.Codec, SampleRate: r.SampleRate,
-				Provider: r.Provider, ProviderID: r.ProviderRecordingID, Attempts: r.Attempts, LastError: r.LastError, Node: r.Node,
-				StartedAt: r.StartedAt, EndedAt: optTime(r.EndedAt), StoredAt: optTime(r.StoredAt)})
+			out = append(out, recordingJSON{RecordingView: api.ViewRecording(r), Provider: r.Provider, ProviderID: r.ProviderRecordingID,
+				Attempts: r.Attempts, LastError: r.LastError, Node: r.Node})
 		}
 		return writeJSON(env.stdout, out)
 	}
