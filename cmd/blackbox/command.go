@@ -55,6 +55,14 @@ func (c *tenantCmd) open(ctx context.Context) (*config.Config, *store.Scope, err
 	return cfg, scope, nil
 }
 
+// start is parse then open, for commands with nothing to check in between.
+func (c *tenantCmd) start(ctx context.Context, args []string, required ...string) (*config.Config, *store.Scope, error) {
+	if _, err := c.parse(args, required...); err != nil {
+		return nil, nil, err
+	}
+	return c.open(ctx)
+}
+
 func (c *tenantCmd) close() {
 	if c.db != nil {
 		c.db.Close()

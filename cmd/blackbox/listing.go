@@ -25,10 +25,7 @@ func runCallsList(ctx context.Context, env *cli, args []string) error {
 	c := newTenantCmd("calls list")
 	asJSON := c.Bool("json", false, "print JSON")
 	limit := c.Int("limit", 100, "how many calls, newest first")
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	_, scope, err := c.open(ctx)
+	_, scope, err := c.start(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -66,10 +63,7 @@ func runAuditList(ctx context.Context, env *cli, args []string) error {
 	asJSON := c.Bool("json", false, "print JSON")
 	action := c.String("action", "", "only this action")
 	limit := c.Int("limit", 100, "how many events, newest first")
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	_, scope, err := c.open(ctx)
+	_, scope, err := c.start(ctx, args)
 	if err != nil {
 		return err
 	}

@@ -38,10 +38,7 @@ func runSuspensionList(ctx context.Context, env *cli, args []string) error {
 	user := c.String("user", "", "only this user's")
 	history := c.Bool("all", false, "include lifted suspensions")
 	asJSON := c.Bool("json", false, "print JSON")
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	_, scope, err := c.open(ctx)
+	_, scope, err := c.start(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -85,10 +82,7 @@ func runSuspensionList(ctx context.Context, env *cli, args []string) error {
 func runSuspensionLift(ctx context.Context, env *cli, args []string) error {
 	c := newTenantCmd("suspension lift")
 	user := c.String("user", "", "lift this user's suspension (omit: the tenant-wide one)")
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	_, scope, err := c.open(ctx)
+	_, scope, err := c.start(ctx, args)
 	if err != nil {
 		return err
 	}

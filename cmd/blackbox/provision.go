@@ -189,10 +189,7 @@ func runUserPasswd(ctx context.Context, env *cli, args []string) error {
 
 func runUserList(ctx context.Context, env *cli, args []string) error {
 	c := newTenantCmd("user list")
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	_, scope, err := c.open(ctx)
+	_, scope, err := c.start(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -260,10 +257,7 @@ func runTrunkAdd(ctx context.Context, env *cli, args []string) error {
 
 func runTrunkList(ctx context.Context, env *cli, args []string) error {
 	c := newTenantCmd("trunk list")
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	_, scope, err := c.open(ctx)
+	_, scope, err := c.start(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -288,10 +282,7 @@ func runNumberAdd(ctx context.Context, env *cli, args []string) error {
 	c := newTenantCmd("number add")
 	number := c.String("number", "", "the DID, E.164")
 	user := c.String("user", "", "username the DID rings")
-	if _, err := c.parse(args, "number", "user"); err != nil {
-		return err
-	}
-	_, scope, err := c.open(ctx)
+	_, scope, err := c.start(ctx, args, "number", "user")
 	if err != nil {
 		return err
 	}
@@ -310,10 +301,7 @@ func runNumberAdd(ctx context.Context, env *cli, args []string) error {
 
 func runNumberList(ctx context.Context, env *cli, args []string) error {
 	c := newTenantCmd("number list")
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	_, scope, err := c.open(ctx)
+	_, scope, err := c.start(ctx, args)
 	if err != nil {
 		return err
 	}

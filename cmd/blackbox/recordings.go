@@ -30,10 +30,7 @@ func runRecordingsList(ctx context.Context, env *cli, args []string) error {
 	failed := c.Bool("failed", false, "only dead-lettered recordings (upload failed after every attempt)")
 	callID := c.String("call", "", "only this call's recordings")
 	limit := c.Int("limit", 100, "how many, newest first")
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	_, scope, err := c.open(ctx)
+	_, scope, err := c.start(ctx, args)
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,7 @@ func runTokenCreate(ctx context.Context, env *cli, args []string) error {
 	user := c.String("user", "", "the username the token acts as (with that user's role)")
 	name := c.String("name", "", "a label, e.g. crm-sync")
 	ttl := c.Duration("ttl", 720*time.Hour, "lifetime, at most 8784h (366 days)")
-	if _, err := c.parse(args, "user"); err != nil {
-		return err
-	}
-	_, scope, err := c.open(ctx)
+	_, scope, err := c.start(ctx, args, "user")
 	if err != nil {
 		return err
 	}
@@ -37,10 +34,7 @@ func runTokenCreate(ctx context.Context, env *cli, args []string) error {
 func runTokenRevoke(ctx context.Context, env *cli, args []string) error {
 	c := newTenantCmd("token revoke")
 	id := c.String("id", "", "token id (blackbox token list)")
-	if _, err := c.parse(args, "id"); err != nil {
-		return err
-	}
-	_, scope, err := c.open(ctx)
+	_, scope, err := c.start(ctx, args, "id")
 	if err != nil {
 		return err
 	}
@@ -56,10 +50,7 @@ func runTokenRevoke(ctx context.Context, env *cli, args []string) error {
 func runTokenList(ctx context.Context, env *cli, args []string) error {
 	c := newTenantCmd("token list")
 	user := c.String("user", "", "only this user's tokens")
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	_, scope, err := c.open(ctx)
+	_, scope, err := c.start(ctx, args)
 	if err != nil {
 		return err
 	}
