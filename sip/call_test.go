@@ -49,10 +49,7 @@ func waitCall(t *testing.T, g *gateway, tenant string, ok func(store.Call) bool)
 }
 
 func TestOutboundCallAnchorsMedia(t *testing.T) {
-	g := startGateway(t, gatewayOptions{rtpPorts: [2]int{31100, 31199}})
-	tr := newTrunk(t, "127.0.0.2")
-	g.provisionOutbound(t, tr)
-	p := newPhone(t)
+	g, tr, p := startOutbound(t, gatewayOptions{rtpPorts: [2]int{31100, 31199}})
 	repMedia := newRTPPeer(t, "127.0.0.1")
 
 	d, err := p.dial(t, g, "alice", "alice-secret-pw", "4155550111", repMedia,
@@ -149,10 +146,7 @@ func waitPortsFree(t *testing.T, g *gateway) {
 }
 
 func TestOutboundByeFromCallee(t *testing.T) {
-	g := startGateway(t, gatewayOptions{rtpPorts: [2]int{31200, 31299}})
-	tr := newTrunk(t, "127.0.0.2")
-	g.provisionOutbound(t, tr)
-	p := newPhone(t)
+	g, tr, p := startOutbound(t, gatewayOptions{rtpPorts: [2]int{31200, 31299}})
 	byes := p.acceptByes()
 	if _, err := p.dial(t, g, "alice", "alice-secret-pw", "+14155550111", newRTPPeer(t, "127.0.0.1")); err != nil {
 		t.Fatal(err)
@@ -245,10 +239,7 @@ func TestOutboundTrunkUnreachable(t *testing.T) {
 }
 
 func TestOutboundRTPTimeout(t *testing.T) {
-	g := startGateway(t, gatewayOptions{rtpPorts: [2]int{31500, 31599}})
-	tr := newTrunk(t, "127.0.0.2")
-	g.provisionOutbound(t, tr)
-	p := newPhone(t)
+	g, tr, p := startOutbound(t, gatewayOptions{rtpPorts: [2]int{31500, 31599}})
 	p.acceptByes()
 	if _, err := p.dial(t, g, "alice", "alice-secret-pw", "4155550111", newRTPPeer(t, "127.0.0.1")); err != nil {
 		t.Fatal(err)
@@ -336,10 +327,7 @@ func TestHoldAndResume(t *testing.T) {
 // An authenticated INVITE whose SDP cannot be read gets 488, and nothing
 // is left behind.
 func TestMalformedSDP(t *testing.T) {
-	g := startGateway(t, gatewayOptions{rtpPorts: [2]int{32900, 32999}})
-	tr := newTrunk(t, "127.0.0.2")
-	g.provisionOutbound(t, tr)
-	p := newPhone(t)
+	g, tr, p := startOutbound(t, gatewayOptions{rtpPorts: [2]int{32900, 32999}})
 	dua := &sipgo.DialogUA{Client: p.cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: "127.0.0.1", Port: 5999}}}
 	for _, body := range []string{"v=0\r\nthis is not sdp\r\n", "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\n"} {
 		req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "4155550111", Host: "127.0.0.1", Port: int(g.udp.Port())})

@@ -100,10 +100,7 @@ func storedRecording(t *testing.T, g *gateway, tenant, callID string) (store.Rec
 // The recording holds the rep on the left, the callee on the right, and the
 // announcement at the start of the right channel, hashed as stored.
 func TestOutboundRecording(t *testing.T) {
-	g := startGateway(t, gatewayOptions{rtpPorts: [2]int{32000, 32099}})
-	tr := newTrunk(t, "127.0.0.2")
-	g.provisionOutbound(t, tr)
-	p := newPhone(t)
+	g, tr, p := startOutbound(t, gatewayOptions{rtpPorts: [2]int{32000, 32099}})
 	rep := newRTPPeer(t, "127.0.0.1")
 	d, err := p.dial(t, g, "alice", "alice-secret-pw", "4155550111", rep)
 	if err != nil {
@@ -168,10 +165,7 @@ func TestConsentDTMF(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			lo := 32100 + 100*i
-			g := startGateway(t, gatewayOptions{rtpPorts: [2]int{lo, lo + 99}, consentMode: store.ConsentAnnounceDTMF, dtmfTimeout: 700 * time.Millisecond})
-			tr := newTrunk(t, "127.0.0.2")
-			g.provisionOutbound(t, tr)
-			p := newPhone(t)
+			g, tr, p := startOutbound(t, gatewayOptions{rtpPorts: [2]int{lo, lo + 99}, consentMode: store.ConsentAnnounceDTMF, dtmfTimeout: 700 * time.Millisecond})
 			byes := p.acceptByes()
 			rep := newRTPPeer(t, "127.0.0.1")
 			d, err := p.dial(t, g, "alice", "alice-secret-pw", "4155550111", rep)
@@ -215,10 +209,7 @@ func TestConsentDTMF(t *testing.T) {
 }
 
 func TestHangupDuringPrompt(t *testing.T) {
-	g := startGateway(t, gatewayOptions{rtpPorts: [2]int{32500, 32599}, promptLen: 5 * time.Second})
-	tr := newTrunk(t, "127.0.0.2")
-	g.provisionOutbound(t, tr)
-	p := newPhone(t)
+	g, tr, p := startOutbound(t, gatewayOptions{rtpPorts: [2]int{32500, 32599}, promptLen: 5 * time.Second})
 	byes := p.acceptByes()
 	if _, err := p.dial(t, g, "alice", "alice-secret-pw", "4155550111", newRTPPeer(t, "127.0.0.1")); err != nil {
 		t.Fatal(err)

@@ -198,10 +198,7 @@ func TestInboundRefusals(t *testing.T) {
 // A phone that registered over TCP (from an ephemeral port, as behind NAT)
 // is reached for inbound calls over that same TCP connection.
 func TestInboundOverTheRegisteredTCPConnection(t *testing.T) {
-	g := startGateway(t, gatewayOptions{rtpPorts: [2]int{32700, 32799}})
-	tr := newTrunk(t, "127.0.0.2")
-	g.provisionOutbound(t, tr)
-	p := newPhone(t)
+	g, tr, p := startOutbound(t, gatewayOptions{rtpPorts: [2]int{32700, 32799}})
 	media := newRTPPeer(t, "127.0.0.1")
 	var dialogs sync.Map
 	dua := &sipgo.DialogUA{Client: p.cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: "10.9.9.9", Port: 5060,

@@ -244,6 +244,16 @@ func (g *gateway) provisionOutbound(t *testing.T, tr *trunk) store.User {
 	return u
 }
 
+// startOutbound is the common outbound setup: a gateway, its tenant acme
+// with rep alice, a carrier trunk on 127.0.0.2, and alice's phone.
+func startOutbound(t *testing.T, o gatewayOptions) (*gateway, *trunk, *phone) {
+	t.Helper()
+	g := startGateway(t, o)
+	tr := newTrunk(t, "127.0.0.2")
+	g.provisionOutbound(t, tr)
+	return g, tr, newPhone(t)
+}
+
 // dial places a call from a rep phone through the gateway.
 func (p *phone) dial(t *testing.T, g *gateway, user, password, number string, media *rtpPeer, extra ...sip.Header) (*sipgo.DialogClientSession, error) {
 	t.Helper()
