@@ -42,7 +42,6 @@ func (s *Server) handler(rt route) http.Handler {
 				return
 			}
 			q.p, q.sc = p, s.opts.DB.In(p)
-			q.r = r.WithContext(store.WithPrincipal(r.Context(), p))
 		}
 		if err := rt.handle(s, q); err != nil {
 			s.fail(q, err)

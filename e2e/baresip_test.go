@@ -384,12 +384,6 @@ func (b *Baresip) Heard(t *testing.T) *wavAudio {
 	return b.dump(t, "-dec.wav")
 }
 
-// Sent reads the audio baresip encoded toward the far end.
-func (b *Baresip) Sent(t *testing.T) *wavAudio {
-	t.Helper()
-	return b.dump(t, "-enc.wav")
-}
-
 func (b *Baresip) dump(t *testing.T, suffix string) *wavAudio {
 	t.Helper()
 	matches, err := filepath.Glob(filepath.Join(b.DumpDir, "dump-*"+suffix))
@@ -403,9 +397,6 @@ func (b *Baresip) dump(t *testing.T, suffix string) *wavAudio {
 	}
 	return w
 }
-
-// Output is everything baresip printed.
-func (b *Baresip) Output() string { return b.output.String() }
 
 // stop asks baresip to quit, then escalates: it waits for its un-REGISTER
 // to be answered, which a finished test's registrar may never do.

@@ -50,11 +50,10 @@ type sipResponder struct {
 	conn *net.UDPConn
 	opts responderOptions
 
-	mu        sync.Mutex
-	invites   int // retransmissions included
-	acks      int
-	registers int
-	auths     []authResult
+	mu      sync.Mutex
+	invites int // retransmissions included
+	acks    int
+	auths   []authResult
 
 	wg sync.WaitGroup
 }
@@ -86,13 +85,6 @@ func (r *sipResponder) Counts() (invites, acks int) {
 	return r.invites, r.acks
 }
 
-// Registers returns how many REGISTERs arrived.
-func (r *sipResponder) Registers() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.registers
-}
-
 // Auths returns every credential check made so far.
 func (r *sipResponder) Auths() []authResult {
 	r.mu.Lock()
@@ -116,13 +108,11 @@ func (r *sipResponder) serve() {
 		}
 		switch f[0] {
 		case "INVITE", "REGISTER":
-			r.mu.Lock()
 			if f[0] == "INVITE" {
+				r.mu.Lock()
 				r.invites++
-			} else {
-				r.registers++
+				r.mu.Unlock()
 			}
-			r.mu.Unlock()
 			for _, resp := range r.answer(msg, f[0], f[1]) {
 				if _, err := r.conn.WriteToUDP([]byte(resp), from); err != nil {
 					return

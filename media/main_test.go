@@ -85,16 +85,6 @@ func hasLine(b []byte, line string) bool {
 	return false
 }
 
-func linesWithPrefix(b []byte, prefix string) []string {
-	var out []string
-	for _, l := range sdpLines(b) {
-		if strings.HasPrefix(l, prefix) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -21,13 +21,6 @@ const (
 	ModeAnnounceDTMF ConsentMode = "announce_dtmf"
 )
 
-func stricter(a, b ConsentMode) ConsentMode {
-	if a == ModeAnnounceDTMF || b == ModeAnnounceDTMF {
-		return ModeAnnounceDTMF
-	}
-	return ModeAnnounce
-}
-
 // CallerIDMode says what happens to a caller ID the rep may not present.
 type CallerIDMode string
 

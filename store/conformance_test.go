@@ -117,12 +117,6 @@ func openTest(t *testing.T) (*store.DB, string) {
 	return h.db(t), h.path
 }
 
-// twoTenants is tenantsIn on a fresh store of suiteBackend.
-func twoTenants(t *testing.T) (*store.DB, *store.Scope, *store.Scope) {
-	t.Helper()
-	return tenantsIn(t, newHarness(t, suiteBackend))
-}
-
 // tenantsIn returns scopes of two tenants, acme (A) and globex (B), in a
 // fresh database of h.
 func tenantsIn(t *testing.T, h *harness) (*store.DB, *store.Scope, *store.Scope) {

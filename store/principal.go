@@ -1,7 +1,5 @@
 package store
 
-import "context"
-
 // Role is what a user may do inside its tenant.
 type Role string
 
@@ -103,17 +101,4 @@ func (p Principal) Actor() string {
 // that created it, never from a client).
 func System(tenantID string) Principal {
 	return Principal{tenantID: tenantID, kind: KindSystem}
-}
-
-type principalKey struct{}
-
-// WithPrincipal returns ctx carrying p.
-func WithPrincipal(ctx context.Context, p Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
-}
-
-// PrincipalFrom returns the principal in ctx, if any.
-func PrincipalFrom(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
-	return p, ok && p.Valid()
 }

@@ -234,14 +234,8 @@ func (s *Server) superExec(ctx context.Context, db string, stmts ...string) erro
 	return nil
 }
 
-// Port is the server's TCP port on 127.0.0.1.
-func (s *Server) Port() int { return s.port }
-
 // SocketDir holds the server's unix socket.
 func (s *Server) SocketDir() string { return s.root }
-
-// BinDir is where the server's binaries (pg_dump, psql) are.
-func (s *Server) BinDir() string { return s.bin }
 
 func (s *Server) dsn(role, db string) string {
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(role, s.pw[role]),
