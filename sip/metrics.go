@@ -1,7 +1,10 @@
 package sip
 
 import (
+	"context"
+	"math"
 	"strconv"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,11 +18,14 @@ type metrics struct {
 	callsActive   *prometheus.GaugeVec
 	callsTotal    *prometheus.CounterVec
 	authFailures  prometheus.Counter
-	registrations prometheus.Gauge
+	registrations prometheus.Collector
 	consent       *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics registers the signalling metrics; activeBindings counts live
+// registrations in the store, read at scrape time (the store is shared by
+// every node, so that is the true figure and no REGISTER pays for it).
+func newMetrics(reg prometheus.Registerer, activeBindings func(context.Context) (int64, error)) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blackbox_sip_requests_total",
@@ -41,9 +47,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "blackbox_sip_auth_failures_total",
 			Help: "Digest authentications refused (wrong password or unknown user, counted alike).",
 		}),
-		registrations: prometheus.NewGauge(prometheus.GaugeOpts{
+		registrations: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "blackbox_registrations_active",
 			Help: "Live registrations (bindings) in the store, across tenants.",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := activeBindings(ctx)
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(n)
 		}),
 		consent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blackbox_consent_events_total",

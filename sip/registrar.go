@@ -64,7 +64,6 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	s.writeResponse(tx, req, res)
 	if len(reg.Updates) > 0 || reg.RemoveAll {
 		s.log.Info("registered", "user", acct.Principal.Username(), "contacts", len(bindings), "source", reg.Source, "transport", reg.Transport)
-		s.refreshRegistrationGauge(ctx)
 	}
 }
 

@@ -162,7 +162,7 @@ func NewServer(opts Options) (*Server, error) {
 		srv:      srv,
 		cli:      cli,
 		auth:     newAuthenticator(opts.DB, opts.Realm, opts.NonceKey, opts.NonceTTL, opts.DigestAlgorithms),
-		metrics:  newMetrics(opts.Registerer),
+		metrics:  newMetrics(opts.Registerer, opts.DB.ActiveBindings),
 		calls:    newCallTable(),
 		bound:    map[string]netip.AddrPort{},
 		dialogUA: map[string]*sipgo.DialogUA{},
@@ -272,7 +272,6 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	sweep := time.NewTicker(s.opts.Register.SweepInterval)
 	defer sweep.Stop()
-	s.refreshRegistrationGauge(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -289,14 +288,7 @@ func (s *Server) Serve(ctx context.Context) error {
 				s.log.Debug("expired registrations removed", "count", n)
 			}
 			s.auth.sweep()
-			s.refreshRegistrationGauge(ctx)
 		}
-	}
-}
-
-func (s *Server) refreshRegistrationGauge(ctx context.Context) {
-	if n, err := s.opts.DB.ActiveBindings(ctx); err == nil {
-		s.metrics.registrations.Set(float64(n))
 	}
 }
 
